@@ -1,0 +1,1 @@
+"""coremail: an all-in-one mail system (SMTP, queue, POP3, IMAP, web)."""

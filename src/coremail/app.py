@@ -1,0 +1,90 @@
+"""Builds what a service process needs (config -> store -> service) and names
+the services the supervisor can run.
+
+A service is an object with `listeners()`, `async start(sockets)` and
+`async stop(timeout)`; `coremail.supervisor.runner` binds its sockets, forks
+its worker processes and calls these. Adding a service = one entry in
+`SERVICES` pointing at its factory.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import socket
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .config import ConfigWatcher, Settings
+from .obs.log import Log
+from .proto.listen import ListenerSpec
+from .proto.tls import server_context
+from .store import Store, open_store
+
+# service name -> "module:factory"; the factory takes a ServiceContext.
+SERVICES: dict[str, str] = {
+    "smtp": "coremail.smtpd.service:create",
+    "pop3": "coremail.pop3d.service:create",
+    "imap": "coremail.imapd.service:create",
+    "deliveragent": "coremail.queue.service:create",
+}
+
+
+def available_services() -> list[str]:
+    """Services whose code is present, in start order."""
+    out = []
+    for name, target in SERVICES.items():
+        module = target.partition(":")[0]
+        if importlib.util.find_spec(module) is not None:
+            out.append(name)
+    return out
+
+
+@dataclass
+class ServiceContext:
+    home: Path
+    config: ConfigWatcher
+    store: Store
+    log: Log
+    worker: int = 0
+    _tls: ssl.SSLContext | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        """The current settings: read at each decision, so changes apply live."""
+        return self.config.current
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        if self._tls is None:
+            self._tls = server_context(self.home / "conf" / "tls")
+        return self._tls
+
+    async def watch_config(self, interval: float = 1.0) -> None:
+        """Reload coremail.toml when it changes (runs for the process lifetime)."""
+        while True:
+            await asyncio.sleep(interval)
+            if self.config.poll():
+                self.log.info("config.reloaded")
+            elif self.config.last_error:
+                self.log.error("config.rejected", reason=self.config.last_error)
+                self.config.last_error = None
+
+
+class Service(Protocol):
+    def listeners(self) -> list[ListenerSpec]: ...
+    async def start(self, sockets: dict[str, socket.socket]) -> None: ...
+    async def stop(self, timeout: float) -> None: ...
+
+
+def build_context(home: Path, service: str, worker: int = 0) -> ServiceContext:
+    config = ConfigWatcher(home)
+    log = Log(service, level=config.current.log.level, worker=worker)
+    store = open_store(home, config.current)
+    return ServiceContext(Path(home), config, store, log, worker)
+
+
+def create_service(name: str, ctx: ServiceContext) -> Service:
+    module, _, func = SERVICES[name].partition(":")
+    return getattr(importlib.import_module(module), func)(ctx)

@@ -1,0 +1,265 @@
+"""The one typed configuration object, read from `DIR/conf/coremail.toml` and
+then `COREMAIL_<SECTION>__<KEY>` environment variables (environment wins).
+
+Settings are frozen: a reload builds a new object (see `ConfigWatcher`), so a
+request that started with one configuration finishes with it. Sizes ("50M")
+and durations ("5m") are parsed here once; they keep their text for display.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError
+from pydantic_core import core_schema
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_RELATIVE = Path("conf") / "coremail.toml"
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+_SIZE_MULT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$", re.IGNORECASE)
+_DUR_MULT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for an administrator (names the key)."""
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from 1024, "50M", "1G", "512K" (binary multiples)."""
+    if isinstance(value, bool):
+        raise ValueError("a size must be a number of bytes or like 50M, 1G")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return value
+    m = _SIZE_RE.match(str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a size: use bytes or a number with K, M or G (e.g. 50M)")
+    return int(m.group(1)) * _SIZE_MULT[m.group(2).upper()]
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from 30, "30s", "5m", "2h", "5d"."""
+    if isinstance(value, bool):
+        raise ValueError("a duration must be like 30s, 5m, 2h or 5d")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    m = _DUR_RE.match(str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a duration: use a number with s, m, h or d (e.g. 5m)")
+    return float(m.group(1)) * _DUR_MULT[(m.group(2) or "s").lower()]
+
+
+class Size(int):
+    """An int of bytes that remembers how it was written ("50M")."""
+
+    text: str
+
+    def __new__(cls, value: Any) -> "Size":
+        obj = super().__new__(cls, parse_size(value))
+        obj.text = value if isinstance(value, str) else str(int(value))
+        return obj
+
+    def __str__(self) -> str:
+        return self.text
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler):
+        return core_schema.no_info_plain_validator_function(
+            cls, serialization=core_schema.plain_serializer_function_ser_schema(str))
+
+
+class Duration(float):
+    """Seconds as a float that remembers how it was written ("5m")."""
+
+    text: str
+
+    def __new__(cls, value: Any) -> "Duration":
+        obj = super().__new__(cls, parse_duration(value))
+        obj.text = value if isinstance(value, str) else str(value)
+        return obj
+
+    def __str__(self) -> str:
+        return self.text
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler):
+        return core_schema.no_info_plain_validator_function(
+            cls, serialization=core_schema.plain_serializer_function_ser_schema(str))
+
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSection(Section):
+    hostname: str = "mail.example.test"
+    domain: str = "example.test"  # the primary domain: bare local parts log in here
+
+
+class ListenSection(Section):
+    address: str = "0.0.0.0"
+    smtp: Port = 25
+    submission: Port = 587
+    smtps: Port = 465
+    pop3: Port = 110
+    pop3s: Port = 995
+    imap: Port = 143
+    imaps: Port = 993
+    http: Port = 80
+
+
+class DeliverySection(Section):
+    relayhost: str = ""
+    nameservers: list[str] = []
+    smtp_port: Port = 25
+    retry_intervals: list[Duration] = Field(
+        default_factory=lambda: [Duration(v) for v in ("5m", "10m", "30m", "1h", "2h", "4h")],
+        min_length=1)
+    max_queue_time: Duration = Duration("5d")
+    concurrency: int = Field(100, ge=1, le=10000)
+    per_domain_concurrency: int = Field(10, ge=1, le=1000)
+    connect_timeout: Duration = Duration("30s")
+    command_timeout: Duration = Duration("5m")
+
+
+class LimitsSection(Section):
+    max_message_size: Size = Size("50M")
+    max_recipients: int = Field(100, ge=1, le=100000)
+    default_quota: Size = Size("1G")
+    max_line_length: int = Field(4096, ge=512, le=1_000_000)
+    max_header_size: Size = Size("1M")
+    max_unknown_commands: int = Field(10, ge=1, le=1000)
+    max_connections_per_ip: int = Field(50, ge=1, le=100000)
+    auth_failures: int = Field(5, ge=1, le=1000)       # failed logins per client IP ...
+    auth_window: Duration = Duration("10m")           # ... within this window, then refused
+    idle_timeout: Duration = Duration("5m")
+    data_timeout: Duration = Duration("10m")
+
+
+class PolicySection(Section):
+    allow_sender_mismatch: bool = False
+    allow_plaintext_auth: bool = False  # POP3/IMAP logins without TLS from non-loopback clients
+
+
+class WorkersSection(Section):
+    smtp: int = Field(2, ge=1, le=64)
+    pop3: int = Field(2, ge=1, le=64)
+    imap: int = Field(2, ge=1, le=64)
+    web: int = Field(1, ge=1, le=64)
+    deliveragent: int = Field(1, ge=1, le=1)
+
+
+class StorageSection(Section):
+    database: str = ""  # SQLAlchemy URL; empty: SQLite in DIR/data/coremail.db
+
+
+class LogSection(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COREMAIL_", env_nested_delimiter="__", extra="forbid", frozen=True,
+        case_sensitive=False)
+
+    server: ServerSection = ServerSection()
+    listen: ListenSection = ListenSection()
+    delivery: DeliverySection = DeliverySection()
+    limits: LimitsSection = LimitsSection()
+    policy: PolicySection = PolicySection()
+    workers: WorkersSection = WorkersSection()
+    storage: StorageSection = StorageSection()
+    log: LogSection = LogSection()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init kwargs; the environment must win over it.
+        return (env_settings, init_settings)
+
+
+def _describe(err: dict) -> str:
+    key = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling)"
+    elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
+        msg = f"must be one of {err['ctx']['expected']}"
+    return f"{key}: {msg.removeprefix('Value error, ')}"
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; run `coremail init` first") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def build_settings(data: dict, env: dict[str, str] | None = None) -> Settings:
+    """Validate `data` (TOML tables) plus the environment into Settings."""
+    saved = None
+    if env is not None:  # tests pass an explicit environment
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        return Settings(**data)
+    except ValidationError as e:
+        lines = "\n  ".join(_describe(err) for err in e.errors())
+        raise ConfigError(f"bad configuration:\n  {lines}") from None
+    finally:
+        if saved is not None:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def load_settings(home: Path) -> Settings:
+    return build_settings(read_toml(Path(home) / CONFIG_RELATIVE))
+
+
+class ConfigWatcher:
+    """Holds the current Settings of a running process and reloads them when
+    coremail.toml changes (checked by `poll()`, which services call every
+    second). A broken file keeps the last good settings and reports why."""
+
+    def __init__(self, home: Path, settings: Settings | None = None):
+        self.path = Path(home) / CONFIG_RELATIVE
+        self._stamp = self._stat()
+        self.current = settings if settings is not None else load_settings(home)
+        self.last_error: str | None = None
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def poll(self) -> bool:
+        """Reload if the file changed; True when new settings took effect."""
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            self.current = build_settings(read_toml(self.path))
+        except ConfigError as e:
+            self.last_error = str(e)
+            return False
+        self.last_error = None
+        return True

@@ -1,0 +1,170 @@
+"""Email addresses: the one place they are parsed and normalised.
+
+Every entry point (userutil, SMTP, POP3/IMAP login, web) goes through
+`parse_address`, so that a user never sees "sent" for an address that then
+goes nowhere. Normalisation that is unambiguous is applied (outer spaces,
+full-width `＠` `．` and other full-width ASCII, upper-case or Unicode
+domains); anything else is refused with an `AddressError` that names the
+problem.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import idna
+
+MAX_LOCAL = 64
+MAX_DOMAIN = 253
+MAX_ADDRESS = 254
+
+# Full-width ASCII forms (U+FF01..U+FF5E) map to ASCII; U+3000 is a full-width
+# space; U+3002, U+FF61 are ideographic full stops that IDNA treats as dots.
+_FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
+_FULLWIDTH.update({0x3000: 0x20, 0x3002: 0x2E, 0xFF61: 0x2E})
+_SPACES = " \t\r\n\v\f\u3000\u00a0"
+
+_ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
+_DOT_ATOM = re.compile(rf"^[{_ATEXT}\u0080-\U0010ffff]+(\.[{_ATEXT}\u0080-\U0010ffff]+)*$")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+class AddressError(ValueError):
+    """The address cannot be used; `str(err)` says why in plain words."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    local: str   # as given (case kept: it is the destination's business)
+    domain: str  # lower-case, IDNA A-label form ("xn--...") for non-ASCII
+
+    def __str__(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+    @property
+    def key(self) -> str:
+        """Lookup key for local mailboxes: local parts match case-insensitively."""
+        return f"{self.local.lower()}@{self.domain}"
+
+    @property
+    def quoted_local(self) -> bool:
+        return not _DOT_ATOM.match(self.local)
+
+
+def fold_fullwidth(text: str) -> str:
+    return text.translate(_FULLWIDTH)
+
+
+def normalise_domain(raw: str) -> str:
+    """Lower-case, IDNA-encoded domain, or AddressError naming the problem."""
+    d = fold_fullwidth(raw).strip(_SPACES)
+    if not d:
+        raise AddressError("the domain is empty")
+    if d.startswith("[") and d.endswith("]"):
+        inner = d[1:-1]
+        if _IPV4.match(inner) and all(int(p) < 256 for p in inner.split(".")):
+            return d
+        if inner.lower().startswith("ipv6:"):
+            return "[" + inner.lower() + "]"
+        raise AddressError(f"the address literal {d} is not valid")
+    if any(c in _SPACES for c in d):
+        raise AddressError("the domain contains a space")
+    if d.endswith("."):
+        d = d[:-1]
+    if ".." in d or d.startswith("."):
+        raise AddressError("the domain has an empty label (two dots in a row or a leading dot)")
+    try:
+        ascii_d = idna.encode(d, uts46=True).decode("ascii")
+    except idna.IDNAError as e:
+        raise AddressError(f"the domain {d!r} is not a valid domain name ({e})") from None
+    ascii_d = ascii_d.lower()
+    if len(ascii_d) > MAX_DOMAIN:
+        raise AddressError("the domain is longer than 253 characters")
+    for label in ascii_d.split("."):
+        if not _LABEL.match(label):
+            raise AddressError(f"the domain label {label!r} is not allowed "
+                               "(letters, digits and inner hyphens only)")
+    return ascii_d
+
+
+def _split(text: str) -> tuple[str, str]:
+    """Split at the last unquoted '@', refusing a second unquoted one."""
+    in_quote = escaped = False
+    ats = []
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and in_quote:
+            escaped = True
+        elif ch == '"':
+            in_quote = not in_quote
+        elif ch == "@" and not in_quote:
+            ats.append(i)
+    if in_quote:
+        raise AddressError("the address has an unclosed quote")
+    if not ats:
+        raise AddressError("the address has no @ and domain")
+    if len(ats) > 1:
+        raise AddressError("the address has more than one @")
+    return text[:ats[0]], text[ats[0] + 1:]
+
+
+def parse_address(raw: str, *, allow_quoted: bool = True, trim: bool = True) -> Address:
+    """Parse and normalise one address (no angle brackets, no display name)."""
+    if not isinstance(raw, str):
+        raise AddressError("the address is not text")
+    text = fold_fullwidth(raw)
+    if trim:
+        text = text.strip(_SPACES)
+    elif text != text.strip(_SPACES):
+        raise AddressError("the address has a leading or trailing space")
+    if not text:
+        raise AddressError("the address is empty")
+    local, domain = _split(text)
+    if not local:
+        raise AddressError("the local part (before the @) is empty")
+    if local[0] in _SPACES or local[-1] in _SPACES:
+        raise AddressError("there is a space before the @")
+    if domain[:1] in _SPACES or not domain:
+        raise AddressError("the domain (after the @) is empty" if not domain
+                           else "there is a space after the @")
+    if local.startswith('"'):
+        if not allow_quoted:
+            raise AddressError("quoted local parts are not allowed here")
+        if not (len(local) >= 2 and local.endswith('"')):
+            raise AddressError("the quoted local part is malformed")
+        if any(ord(c) < 32 or c == "\x7f" for c in local):
+            raise AddressError("the local part contains control characters")
+        inner = re.sub(r'\\(.)', r"\1", local[1:-1])
+        # A quoted local part that is a plain dot-atom is the same address unquoted.
+        local = inner if _DOT_ATOM.match(inner) else local
+    elif not _DOT_ATOM.match(local):
+        if any(c in _SPACES for c in local):
+            raise AddressError("the local part contains a space")
+        if ".." in local or local.startswith(".") or local.endswith("."):
+            raise AddressError("the local part has a misplaced dot (leading, trailing or doubled)")
+        bad = sorted({c for c in local if not re.match(rf"[{_ATEXT}.\u0080-\U0010ffff]", c)})
+        raise AddressError(f"the local part contains characters not allowed there: {''.join(bad)!r}")
+    if len(local.encode("utf-8")) > MAX_LOCAL:
+        raise AddressError("the local part is longer than 64 octets")
+    dom = normalise_domain(domain)
+    addr = Address(local, dom)
+    if len(str(addr).encode("utf-8")) > MAX_ADDRESS:
+        raise AddressError("the address is longer than 254 octets")
+    return addr
+
+
+def parse_mailbox_address(raw: str) -> Address:
+    """An address for a local mailbox (userutil, web): dot-atom local part only."""
+    addr = parse_address(raw, allow_quoted=False)
+    return Address(addr.local.lower(), addr.domain)
+
+
+def login_address(raw: str, primary_domain: str) -> Address:
+    """What a POP3/IMAP/web login names: the full address, or a bare local
+    part in the primary domain."""
+    text = fold_fullwidth(raw).strip(_SPACES)
+    if "@" not in text:
+        text = f"{text}@{primary_domain}"
+    return parse_mailbox_address(text)

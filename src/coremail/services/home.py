@@ -1,0 +1,142 @@
+"""`coremail init`: make a home directory with its configuration, TLS
+certificate, database, primary domain and admin account. Refuses to touch an
+existing home."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import CONFIG_RELATIVE, build_settings
+from ..mail.address import AddressError, normalise_domain
+from ..proto.tls import make_self_signed
+from ..store import open_store
+from .accounts import AccountError, Accounts
+from .passwords import generate_password
+
+PRIVILEGED = dict(smtp=25, submission=587, smtps=465, pop3=110, pop3s=995, imap=143,
+                  imaps=993, http=80)
+UNPRIVILEGED = dict(smtp=2525, submission=2587, smtps=2465, pop3=2110, pop3s=2995,
+                    imap=2143, imaps=2993, http=8080)
+
+TEMPLATE = """\
+# coremail configuration. Every key can also be set from the environment as
+# COREMAIL_<SECTION>__<KEY>, e.g. COREMAIL_LISTEN__SMTP=2525, which wins over
+# this file. `coremail config set KEY VALUE` validates and writes a key here;
+# running services pick changes up within a few seconds (ports need a restart).
+# Sizes take K, M, G suffixes; durations s, m, h, d.
+
+[server]
+hostname = "{hostname}"   # HELO name, certificate name, Received headers
+domain = "{domain}"       # primary domain: a bare local part logs in here
+
+[listen]
+address = "0.0.0.0"       # 127.0.0.1 to serve this machine only
+# A port of 0 turns that listener off.
+smtp = {smtp}             # MX: mail from the world for local domains
+submission = {submission} # STARTTLS, then AUTH: mail programs send here
+smtps = {smtps}           # implicit TLS submission
+pop3 = {pop3}
+pop3s = {pop3s}
+imap = {imap}
+imaps = {imaps}
+http = {http}             # webmail at /coremail/, webadmin at /webadmin/
+
+[delivery]
+relayhost = ""            # "host:port" sends all outbound mail there; empty: MX look-up
+nameservers = []          # e.g. ["127.0.0.1:5353"]; empty: the system resolver
+smtp_port = 25            # the port outbound delivery connects to on an MX host
+retry_intervals = ["5m", "10m", "30m", "1h", "2h", "4h"]  # then every last interval
+max_queue_time = "5d"     # then the sender gets a bounce
+
+[limits]
+max_message_size = "50M"  # 552 5.3.4 above it
+max_recipients = 100      # per message; 452 4.5.3 past it
+default_quota = "1G"      # for users added without --quota
+# max_line_length = 4096      # longest command line accepted
+# max_header_size = "1M"
+# max_unknown_commands = 10   # then the connection is closed
+# max_connections_per_ip = 50
+# auth_failures = 5           # failed logins per client IP within auth_window,
+# auth_window = "10m"         # then logins from that IP are refused for a while
+# idle_timeout = "5m"
+# data_timeout = "10m"
+
+[policy]
+allow_sender_mismatch = false  # may an authenticated user send as another address? 553 5.7.1 if not
+allow_plaintext_auth = false   # POP3/IMAP password logins without TLS from other hosts
+
+[workers]
+# worker processes per service (they share the ports)
+smtp = 2
+pop3 = 2
+imap = 2
+
+[storage]
+database = ""             # SQLAlchemy URL; empty: SQLite in DIR/data/coremail.db
+
+[log]
+level = "info"
+"""
+
+
+class HomeExists(Exception):
+    pass
+
+
+@dataclass
+class InitResult:
+    home: Path
+    domain: str
+    hostname: str
+    admin: str
+    password: str | None   # set only when generated here
+    ports: dict[str, int]
+    privileged: bool
+
+
+def can_bind_privileged() -> bool:
+    if os.geteuid() == 0:
+        return True
+    try:
+        start = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        return False
+    return start <= 25
+
+
+def init_home(home: Path, domain: str, hostname: str | None = None,
+              admin_password: str | None = None, privileged: bool | None = None) -> InitResult:
+    home = Path(home)
+    cfg_path = home / CONFIG_RELATIVE
+    if cfg_path.exists() or (home / "data").exists():
+        raise HomeExists(f"{home} already holds a coremail home; nothing was changed")
+    try:
+        domain = normalise_domain(domain)
+    except AddressError as e:
+        raise AccountError(f"bad domain {domain!r}: {e}") from None
+    hostname = hostname or f"mail.{domain}"
+    if admin_password is not None and not admin_password:
+        raise AccountError("the admin password is empty")
+    if privileged is None:
+        privileged = can_bind_privileged()
+    ports = PRIVILEGED if privileged else UNPRIVILEGED
+    text = TEMPLATE.format(hostname=hostname, domain=domain, **ports)
+    import tomllib
+    settings = build_settings(tomllib.loads(text))  # the template must always validate
+    for sub in ("conf", "logs", "run", "data"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(home / "data", 0o700)
+    make_self_signed(home / "conf" / "tls", hostname)
+    store = open_store(home, settings)
+    try:
+        store.migrate()
+        accounts = Accounts(store, domain, settings.limits.default_quota)
+        accounts.add_domain(domain)
+        password = admin_password or generate_password()
+        accounts.add_user(f"admin@{domain}", password, quota=0, name="Administrator", admin=True)
+    finally:
+        store.close()
+    cfg_path.write_text(text)  # last: its presence marks a finished init
+    return InitResult(home, domain, hostname, f"admin@{domain}",
+                      None if admin_password else password, dict(ports), privileged)

@@ -1,0 +1,147 @@
+"""Message bytes on disk: the only code that writes mail to a file.
+
+A blob is written to a temp file, fsync'ed, renamed into place and its
+directory fsync'ed, so a crash at any point leaves either no blob or a whole
+one. Group commit: `write(..., sync=False)` then one `sync(refs)` for a batch,
+which fsyncs files in parallel threads and each directory once.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable
+
+from .interfaces import BlobRef, StorageFull, StoreError
+
+_B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id() -> str:
+    """A sortable, unique id (time in ms + 50 random bits), 18 characters:
+    used for blobs and as the queue id that follows a message in the logs."""
+    n = (int(time.time() * 1000) << 50) | secrets.randbits(50)
+    out = []
+    for _ in range(18):
+        out.append(_B32[n & 31])
+        n >>= 5
+    return "".join(reversed(out))
+
+
+class BlobStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def path(self, blob_id: str) -> Path:
+        return self.root / blob_id[-2:] / blob_id
+
+    def _final(self, blob_id: str) -> Path:
+        p = self.path(blob_id)
+        if not p.parent.is_dir():
+            p.parent.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(self.root)
+        return p
+
+    def write(self, chunks: bytes | Iterable[bytes], *, blob_id: str | None = None,
+              sync: bool = True) -> BlobRef:
+        """Store bytes as a new blob. With sync=False the caller must call
+        `sync([ref])` before telling anyone the message is safe."""
+        blob_id = blob_id or new_id()
+        tmp = self.tmp / f"{blob_id}.{os.getpid()}"
+        size = 0
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                for chunk in ([chunks] if isinstance(chunks, (bytes, bytearray, memoryview))
+                              else chunks):
+                    view = memoryview(chunk)
+                    while view:
+                        n = os.write(fd, view)
+                        size += n
+                        view = view[n:]
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, self._final(blob_id))
+            if sync:
+                _fsync_dir(self.path(blob_id).parent)
+        except OSError as e:
+            _unlink(tmp)
+            raise _storage_error(e) from None
+        return BlobRef(blob_id, size)
+
+    def sync(self, refs: Iterable[BlobRef]) -> None:
+        """Make blobs written with sync=False durable: fsync each file (in
+        parallel, so the filesystem journal can merge them) and each directory once."""
+        paths = [self.path(r.id) for r in refs]
+        if not paths:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync")
+        try:
+            list(self._pool.map(_fsync_file, paths))
+            for d in {p.parent for p in paths}:
+                _fsync_dir(d)
+        except OSError as e:
+            raise _storage_error(e) from None
+
+    def read(self, blob_id: str) -> bytes:
+        with open(self.path(blob_id), "rb") as f:
+            return f.read()
+
+    def open(self, blob_id: str):
+        return open(self.path(blob_id), "rb")
+
+    def delete(self, blob_ids: Iterable[str]) -> None:
+        for b in blob_ids:
+            _unlink(self.path(b))
+
+    def clean_tmp(self, older_than: float = 3600) -> int:
+        """Remove temp files of writes that never finished (a crash mid-write)."""
+        n = 0
+        cutoff = time.time() - older_than
+        for p in self.tmp.iterdir():
+            try:
+                if p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    n += 1
+            except OSError:
+                pass
+        return n
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _storage_error(e: OSError) -> StoreError:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull("the server's storage is full; please try again later")
+    return StoreError(f"the message could not be stored ({os.strerror(e.errno or 0)}); "
+                      "please try again later")

@@ -1,0 +1,227 @@
+"""The store's narrow interface: what protocol servers, services and the
+queue may ask of storage, and the typed records they get back.
+
+Implementations: `store.sql.SqlStore` (SQLite embedded, PostgreSQL for
+several nodes). Message bytes live in `store.blobs.BlobStore`; rows point at
+blobs by id. Every method is synchronous and short: async callers run them in
+a worker thread (see `store.asyncstore`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, Sequence
+
+SPECIAL_FOLDERS: tuple[tuple[str, str | None], ...] = (
+    ("INBOX", None), ("Drafts", "\\Drafts"), ("Sent", "\\Sent"),
+    ("Junk", "\\Junk"), ("Trash", "\\Trash"))
+
+
+class StoreError(Exception):
+    """A storage-level refusal with its protocol meaning."""
+
+    code = 451
+    enhanced = "4.3.0"
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+class NotFound(StoreError):
+    code, enhanced = 550, "5.1.1"
+
+
+class AlreadyExists(StoreError):
+    code, enhanced = 550, "5.1.0"
+
+
+class QuotaExceeded(StoreError):
+    code, enhanced = 552, "5.2.2"
+
+
+class StorageFull(StoreError):
+    """The disk or its inodes are full: temporary, never a 5xx."""
+
+    code, enhanced = 452, "4.3.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    address: str
+    domain: str
+    name: str
+    password_hash: str
+    quota: int          # bytes; 0 = unlimited
+    used_bytes: int
+    used_messages: int
+    enabled: bool
+    admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    address: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    user_id: int
+    target: str
+    keep: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    id: int
+    user_id: int
+    name: str
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    special_use: str | None
+    subscribed: bool
+    messages: int = 0
+    unseen: int = 0
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRef:
+    id: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int             # global, stable: POP3 UIDL and web links derive from it
+    folder_id: int
+    uid: int            # per folder, strictly increasing, never reused
+    blob_id: str
+    size: int
+    internaldate: float
+    flags: frozenset[str]
+    modseq: int
+    meta: dict | None = None  # parsed once at delivery (envelope, structure, summary)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message to put in one user's folder, part of a group commit."""
+
+    user_id: int
+    blob: BlobRef
+    folder: str = "INBOX"
+    flags: frozenset[str] = frozenset()
+    internaldate: float | None = None
+    meta: dict | None = None
+    check_quota: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    message_id: int
+    folder_id: int
+    uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRecipient:
+    address: str
+    status: Literal["pending", "sent", "failed"] = "pending"
+    last_error: str = ""
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    id: str
+    blob_id: str
+    sender: str
+    created: float
+    next_attempt: float
+    attempts: int
+    last_error: str
+    recipients: tuple[QueueRecipient, ...] = field(default_factory=tuple)
+    size: int = 0
+    kind: str = "out"      # "out": remote delivery; "bounce": a DSN being sent
+
+
+FlagMode = Literal["set", "add", "remove"]
+
+
+class Store(Protocol):
+    """What the rest of the system may ask of storage. Addresses passed in are
+    already normalised (see mail.address)."""
+
+    # -- lifecycle
+    def close(self) -> None: ...
+
+    # -- domains
+    def add_domain(self, name: str) -> Domain: ...
+    def delete_domain(self, name: str) -> None: ...
+    def get_domain(self, name: str) -> Domain | None: ...
+    def list_domains(self) -> list[Domain]: ...
+
+    # -- users
+    def add_user(self, address: str, *, password_hash: str, quota: int, name: str = "",
+                 admin: bool = False) -> User: ...
+    def get_user(self, address: str) -> User | None: ...
+    def get_user_by_id(self, user_id: int) -> User | None: ...
+    def list_users(self, domain: str | None = None) -> list[User]: ...
+    def update_user(self, address: str, **fields: object) -> User: ...
+    def delete_user(self, address: str) -> None: ...
+
+    # -- aliases and forwards
+    def add_alias(self, address: str, target: str) -> Alias: ...
+    def delete_alias(self, address: str, target: str | None = None) -> int: ...
+    def list_aliases(self, domain: str | None = None) -> list[Alias]: ...
+    def alias_targets(self, address: str) -> list[str]: ...
+    def set_forward(self, user_id: int, target: str, keep: bool) -> None: ...
+    def clear_forward(self, user_id: int) -> bool: ...
+    def get_forward(self, user_id: int) -> Forward | None: ...
+
+    # -- folders
+    def list_folders(self, user_id: int, *, counts: bool = False) -> list[Folder]: ...
+    def get_folder(self, user_id: int, name: str) -> Folder | None: ...
+    def get_folder_by_id(self, folder_id: int) -> Folder | None: ...
+    def create_folder(self, user_id: int, name: str, special_use: str | None = None) -> Folder: ...
+    def rename_folder(self, user_id: int, old: str, new: str) -> None: ...
+    def delete_folder(self, user_id: int, name: str) -> None: ...
+    def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None: ...
+
+    # -- messages
+    def deliver(self, deliveries: Sequence[Delivery]) -> list[Delivered | StoreError]: ...
+    def list_messages(self, folder_id: int, *, since_uid: int = 0,
+                      with_meta: bool = False) -> list[Message]: ...
+    def get_messages(self, folder_id: int, uids: Sequence[int]) -> list[Message]: ...
+    def get_message(self, message_id: int) -> Message | None: ...
+    def set_flags(self, folder_id: int, uids: Sequence[int], flags: frozenset[str],
+                  mode: FlagMode, *, unchanged_since: int | None = None
+                  ) -> list[Message]: ...
+    def expunge(self, folder_id: int, uids: Sequence[int]) -> list[int]: ...
+    def delete_messages(self, user_id: int, message_ids: Sequence[int]) -> int: ...
+    def copy_messages(self, folder_id: int, uids: Sequence[int], dest_folder_id: int, *,
+                      move: bool = False) -> list[tuple[int, int]]: ...
+
+    # -- settings (scope "" is global, else a user address)
+    def get_setting(self, scope: str, key: str) -> str | None: ...
+    def set_setting(self, scope: str, key: str, value: str | None) -> None: ...
+
+    # -- outbound queue
+    def enqueue(self, *, queue_id: str, blob: BlobRef, sender: str, recipients: Sequence[str],
+                kind: str = "out") -> QueueEntry: ...
+    def queue_list(self) -> list[QueueEntry]: ...
+    def queue_get(self, queue_id: str) -> QueueEntry | None: ...
+    def queue_due(self, now: float, limit: int) -> list[QueueEntry]: ...
+    def queue_update(self, queue_id: str, *, recipients: Sequence[QueueRecipient],
+                     next_attempt: float, last_error: str) -> None: ...
+    def queue_delete(self, queue_id: str) -> bool: ...
+    def queue_flush(self, now: float) -> int: ...
