@@ -197,7 +197,9 @@ def _describe(err: dict) -> str:
         msg = "unknown key (check the spelling)"
     elif err["type"] == "literal_error" and "expected" in err.get("ctx", {}):
         msg = f"must be one of {err['ctx']['expected']}"
-    return f"{key}: {msg.removeprefix('Value error, ')}"
+    env = "COREMAIL_" + "__".join(str(p) for p in err["loc"]).upper()
+    where = f" (from the environment variable {env})" if env in os.environ else ""
+    return f"{key}: {msg.removeprefix('Value error, ')}{where}"
 
 
 def read_toml(path: Path) -> dict:

@@ -1,0 +1,48 @@
+# coremail: `make start` to run it, `make test` to test it (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOME_DIR ?= var
+DOMAIN ?= example.test
+# Debian packages the tests use as real peers and clients.
+TEST_DEBS := swaks postfix dovecot-imapd dovecot-pop3d fetchmail isync curl
+
+.PHONY: install start stop test test-deps lint clean
+
+$(BIN)/coremail: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+install: $(BIN)/coremail
+
+start: install
+	@if [ ! -f $(HOME_DIR)/conf/coremail.toml ]; then \
+		$(BIN)/coremail --home $(HOME_DIR) init --domain $(DOMAIN); fi
+	$(BIN)/coremail --home $(HOME_DIR) start
+
+stop:
+	$(BIN)/coremail --home $(HOME_DIR) shutdown
+
+$(VENV)/.test-deps: $(BIN)/coremail
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+test-deps: $(VENV)/.test-deps
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+lint: test-deps
+	$(BIN)/lint-imports
+
+test: test-deps lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info
