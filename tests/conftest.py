@@ -1,0 +1,3 @@
+"""Shared pytest fixtures."""
+
+from tests.support.dnsserver import dns_server  # noqa: F401
