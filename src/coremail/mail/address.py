@@ -9,7 +9,9 @@ problem.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import idna
@@ -27,7 +29,7 @@ _SPACES = " \t\r\n\v\f\u3000\u00a0"
 _ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
 _DOT_ATOM = re.compile(rf"^[{_ATEXT}\u0080-\U0010ffff]+(\.[{_ATEXT}\u0080-\U0010ffff]+)*$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_IPV4 = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
 
 
 class AddressError(ValueError):
@@ -65,7 +67,7 @@ def normalise_domain(raw: str) -> str:
         inner = d[1:-1]
         if _IPV4.match(inner) and all(int(p) < 256 for p in inner.split(".")):
             return d
-        if inner.lower().startswith("ipv6:"):
+        if inner.lower().startswith("ipv6:") and _is_ipv6(inner[5:]):
             return "[" + inner.lower() + "]"
         raise AddressError(f"the address literal {d} is not valid")
     if any(c in _SPACES for c in d):
@@ -86,6 +88,22 @@ def normalise_domain(raw: str) -> str:
             raise AddressError(f"the domain label {label!r} is not allowed "
                                "(letters, digits and inner hyphens only)")
     return ascii_d
+
+
+def _is_ipv6(text: str) -> bool:
+    if "%" in text:  # a zone id means nothing to another host
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _unfit(c: str) -> bool:
+    """Characters that the dot-atom range lets through but no mailbox has:
+    Unicode spaces (they look like a plain space) and control characters."""
+    return c.isspace() or unicodedata.category(c) == "Cc"
 
 
 def _split(text: str) -> tuple[str, str]:
@@ -115,6 +133,9 @@ def parse_address(raw: str, *, allow_quoted: bool = True, trim: bool = True) -> 
     if not isinstance(raw, str):
         raise AddressError("the address is not text")
     text = fold_fullwidth(raw)
+    # Lone surrogates are undecodable 8-bit bytes (surrogateescape): no address has them.
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        raise AddressError("the address contains bytes that are not valid UTF-8")
     if trim:
         text = text.strip(_SPACES)
     elif text != text.strip(_SPACES):
@@ -134,17 +155,18 @@ def parse_address(raw: str, *, allow_quoted: bool = True, trim: bool = True) -> 
             raise AddressError("quoted local parts are not allowed here")
         if not (len(local) >= 2 and local.endswith('"')):
             raise AddressError("the quoted local part is malformed")
-        if any(ord(c) < 32 or c == "\x7f" for c in local):
+        if any(unicodedata.category(c) == "Cc" for c in local):
             raise AddressError("the local part contains control characters")
         inner = re.sub(r'\\(.)', r"\1", local[1:-1])
         # A quoted local part that is a plain dot-atom is the same address unquoted.
-        local = inner if _DOT_ATOM.match(inner) else local
-    elif not _DOT_ATOM.match(local):
-        if any(c in _SPACES for c in local):
+        local = inner if _DOT_ATOM.match(inner) and not any(map(_unfit, inner)) else local
+    elif not _DOT_ATOM.match(local) or any(_unfit(c) for c in local):
+        if any(c in _SPACES or c.isspace() for c in local):
             raise AddressError("the local part contains a space")
         if ".." in local or local.startswith(".") or local.endswith("."):
             raise AddressError("the local part has a misplaced dot (leading, trailing or doubled)")
-        bad = sorted({c for c in local if not re.match(rf"[{_ATEXT}.\u0080-\U0010ffff]", c)})
+        bad = sorted({c for c in local
+                      if _unfit(c) or not re.match(rf"[{_ATEXT}.\u0080-\U0010ffff]", c)})
         raise AddressError(f"the local part contains characters not allowed there: {''.join(bad)!r}")
     if len(local.encode("utf-8")) > MAX_LOCAL:
         raise AddressError("the local part is longer than 64 octets")
