@@ -245,12 +245,14 @@ class ConfigWatcher:
         self.current = settings if settings is not None else load_settings(home)
         self.last_error: str | None = None
 
-    def _stat(self) -> tuple[int, int] | None:
+    def _stat(self) -> tuple[int, int, int] | None:
         try:
             st = self.path.stat()
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        # The inode too: `config set` replaces the file, and two sets in one
+        # clock tick may leave the same mtime and size.
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def poll(self) -> bool:
         """Reload if the file changed; True when new settings took effect."""
