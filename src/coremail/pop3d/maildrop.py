@@ -1,0 +1,143 @@
+"""A POP3 maildrop: the user's INBOX as it was at login, its exclusive lock,
+and the deletions applied at QUIT. No protocol here.
+
+- Snapshot: the message list is read once at login, so mail that arrives
+  during a session appears in the next one (message numbers never shift).
+- Lock: one POP3 session per user at a time (RFC 1939 "exclusive-access
+  lock"), across every worker process: `fcntl.flock` on
+  DIR/run/locks/pop3-<user id>.lock. The kernel drops it when the session's
+  file is closed or its process dies, so a crash never leaves a stale lock.
+  (One host only; several nodes over PostgreSQL would need a row lock.)
+- UIDL: "<INBOX uidvalidity>.<uid>": the uid never changes or gets reused
+  in a folder, and a recreated INBOX gets a new uidvalidity, so a
+  leave-on-server client never mistakes a new message for an old one.
+- Sizes: the octets RETR sends (see wire.py). Blobs are immutable, so that
+  size is cached per blob id for the life of the process; a blob is read only
+  the first time a worker meets it (like a virtual-size index cache).
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ..store.interfaces import Store
+from .wire import wire_size_of
+
+
+class LockBusy(Exception):
+    """Another session holds this user's maildrop."""
+
+
+@dataclass(slots=True)
+class Entry:
+    number: int
+    message_id: int
+    uidl: str
+    path: str
+    stored_size: int
+    size: int              # octets RETR sends (normalised, before dot-stuffing)
+    deleted: bool = False
+
+    @property
+    def clean(self) -> bool:
+        # Normalising only ever adds octets: equal sizes mean the blob is sent as stored.
+        return self.size == self.stored_size
+
+
+class SizeCache:
+    """blob id -> wire size; shared by the sessions of one worker."""
+
+    def __init__(self, max_entries: int = 500_000):
+        self.max_entries = max_entries
+        self._sizes: dict[str, int] = {}
+
+    def get(self, blob_id: str, path: str) -> int:
+        size = self._sizes.get(blob_id)
+        if size is None:
+            with open(path, "rb") as f:
+                size = wire_size_of(f)
+            if len(self._sizes) >= self.max_entries:
+                self._sizes.clear()
+            self._sizes[blob_id] = size
+        return size
+
+
+class MaildropLock:
+    """The per-user exclusive lock (see the module docstring)."""
+
+    def __init__(self, lock_dir: Path, user_id: int):
+        self.path = Path(lock_dir) / f"pop3-{user_id}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise LockBusy("the maildrop is in use by another session") from None
+            raise
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+
+@dataclass
+class Maildrop:
+    user_id: int
+    entries: list[Entry] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, store: Store, user_id: int, sizes: SizeCache) -> "Maildrop":
+        """Snapshot the INBOX (blocking: run in a thread)."""
+        folder = store.get_folder(user_id, "INBOX")
+        if folder is None:
+            return cls(user_id)
+        blobs = getattr(store, "blobs")
+        entries = []
+        for n, m in enumerate(store.list_messages(folder.id), 1):
+            path = str(blobs.path(m.blob_id))
+            try:
+                size = sizes.get(m.blob_id, path)
+            except FileNotFoundError:
+                continue  # removed since the listing (IMAP expunge): not in this snapshot
+            entries.append(Entry(n, m.id, f"{folder.uidvalidity}.{m.uid}", path, m.size, size))
+        for i, e in enumerate(entries, 1):
+            e.number = i
+        return cls(user_id, entries)
+
+    def get(self, number: int) -> Entry | None:
+        """The message numbered `number`, unless it is out of range or deleted."""
+        if 1 <= number <= len(self.entries):
+            e = self.entries[number - 1]
+            if not e.deleted:
+                return e
+        return None
+
+    def live(self) -> list[Entry]:
+        return [e for e in self.entries if not e.deleted]
+
+    def stat(self) -> tuple[int, int]:
+        live = self.live()
+        return len(live), sum(e.size for e in live)
+
+    def reset(self) -> None:
+        for e in self.entries:
+            e.deleted = False
+
+    def marked(self) -> list[int]:
+        return [e.message_id for e in self.entries if e.deleted]
+
+    @staticmethod
+    def commit(store: Store, user_id: int, message_ids: Sequence[int]) -> int:
+        """Apply the deletions (blocking: run in a thread); frees quota."""
+        return store.delete_messages(user_id, list(message_ids)) if message_ids else 0
