@@ -1,0 +1,655 @@
+"""The SMTP protocol engine (RFC 5321 with PIPELINING, SIZE, 8BITMIME,
+SMTPUTF8, ENHANCEDSTATUSCODES, CHUNKING, STARTTLS and AUTH PLAIN/LOGIN).
+
+It only knows syntax and sequence. Every accept/refuse of a sender, recipient,
+login or message comes from the `Handler` it is given, as a `Verdict`. It is an
+asyncio.Protocol with its own buffer: DATA arrives in large chunks, the end
+marker is found with bytes.find and dot-unstuffing is one bytes.replace, and
+replies to pipelined commands go out in one write when the input runs dry.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ssl
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..pipeline.verdict import TEMP_FAILURE, Verdict
+from .parser import (Path, SyntaxReply, parse_auth_arg, parse_bdat_arg, parse_command,
+                     parse_path, parse_size_param)
+
+PAUSE_ABOVE = 1 << 20   # command-mode input buffered before we stop reading
+
+
+@dataclass
+class EngineConfig:
+    hostname: str
+    size_limit: int
+    max_line_length: int = 4096
+    max_unknown_commands: int = 10
+    idle_timeout: float = 300.0
+    data_timeout: float = 600.0
+    tls: ssl.SSLContext | None = None
+    chunking: bool = True
+
+
+@dataclass
+class Session:
+    """What a handler may read about a connection."""
+
+    sid: str
+    ip: str
+    port: int
+    listener: str
+    tls: bool = False
+    helo: str = ""
+    esmtp: bool = False
+    authenticated: bool = False
+    state: Any = None          # the handler's own per-session object
+    in_transaction: bool = False
+    rcpt_ok: int = 0
+    rcpt_tried: int = 0
+    params: dict = field(default_factory=dict)
+
+
+class Handler(Protocol):
+    def engine_config(self, session: Session) -> EngineConfig: ...
+    async def on_connect(self, session: Session) -> Verdict | None: ...
+    def on_helo(self, session: Session, name: str) -> None: ...
+    def auth_blocked(self, session: Session) -> Verdict | None: ...
+    async def on_auth(self, session: Session, login: str, password: str) -> Verdict: ...
+    async def on_mail(self, session: Session, path: Path) -> Verdict: ...
+    async def on_rcpt(self, session: Session, path: Path) -> Verdict: ...
+    def data_limit(self, session: Session) -> int: ...
+    def too_big(self, session: Session, size: int) -> Verdict: ...
+    async def on_message(self, session: Session, content: bytes, size: int) -> Verdict: ...
+    def on_reset(self, session: Session) -> None: ...
+    def on_close(self, session: Session, reason: str) -> None: ...
+    def on_error(self, session: Session, exc: BaseException) -> None: ...
+
+
+def _v(code: int, enhanced: str, text: str) -> Verdict:
+    return Verdict(code, enhanced, text)
+
+
+BYE = _v(221, "2.0.0", "bye")
+OK = _v(250, "2.0.0", "Ok")
+SEQ_HELO = _v(503, "5.5.1", "say EHLO (or HELO) first")
+SEQ_MAIL = _v(503, "5.5.1", "send MAIL FROM first")
+SEQ_RCPT = _v(503, "5.5.1", "send RCPT TO first: the message has no recipient yet")
+NO_VALID_RCPT = _v(554, "5.5.1", "no valid recipients: every RCPT TO was refused")
+SHUTDOWN = _v(421, "4.3.2", "the server is shutting down; please try again shortly")
+TIMEOUT = _v(421, "4.4.2", "timeout waiting for input; closing the connection")
+
+
+class SmtpProtocol(asyncio.Protocol):
+    def __init__(self, handler: Handler, session: Session,
+                 on_open: Any = None, on_done: Any = None):
+        self.handler = handler
+        self.session = session
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._scan = 0
+        self._eof = False
+        self._waiter: asyncio.Future | None = None
+        self._out: list[bytes] = []
+        self._paused = False
+        self._on_open = on_open
+        self._on_done = on_done
+        self.deadline = float("inf")   # the service's sweeper closes us past it
+        self.idle = False              # waiting for a command: safe to say goodbye
+        self.closing = False
+        self._task: asyncio.Task | None = None
+        self._unknown = 0
+        self._bdat: bytearray | None = None
+        self._bdat_refused: Verdict | None = None
+        self.cfg: EngineConfig | None = None
+
+    # ------------------------------------------------------------ transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self._on_open:
+            self._on_open(self)
+        self._task = asyncio.get_running_loop().create_task(self._serve())
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        if not self._paused and len(self._buf) > PAUSE_ABOVE and self._bdat is None \
+                and not self._in_data:
+            self._paused = True
+            self.transport.pause_reading()
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    _in_data = False
+
+    # --------------------------------------------------------------- output
+    def reply(self, v: Verdict) -> None:
+        self._out.append(v.reply())
+
+    def _raw(self, data: bytes) -> None:
+        self._out.append(data)
+
+    def flush(self) -> None:
+        if self._out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(self._out) if len(self._out) > 1 else self._out[0])
+        self._out.clear()
+
+    def close(self) -> None:
+        self.flush()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def goodbye(self) -> None:
+        """Graceful stop: an idle session gets 421 now; a busy one after its
+        current transaction (checked before the next command)."""
+        self.closing = True
+        if self.idle:
+            self.reply(SHUTDOWN)
+            self.close()
+            w = self._waiter
+            if w is not None and not w.done():
+                w.set_result(None)
+
+    def timed_out(self) -> None:
+        self.reply(TIMEOUT)
+        self.close()
+        self._eof = True
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    # ---------------------------------------------------------------- input
+    async def _wait(self, timeout: float) -> None:
+        self.flush()
+        if self._paused and len(self._buf) < PAUSE_ABOVE // 2:
+            self._paused = False
+            self.transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        self.deadline = loop.time() + timeout
+        self._waiter = loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+            self.deadline = float("inf")
+
+    async def _readline(self) -> bytes | None:
+        """The next command line without CRLF; None at EOF. Over-long lines
+        are answered and skipped here."""
+        cfg = self.cfg
+        too_long = False
+        while True:
+            i = self._buf.find(b"\n", self._scan)
+            if i >= 0:
+                line = bytes(self._buf[:i])
+                del self._buf[:i + 1]
+                self._scan = 0
+                if too_long or len(line) > cfg.max_line_length:
+                    too_long = False
+                    if self._bad_command(_v(500, "5.5.2", "line too long: commands are "
+                                            f"limited to {cfg.max_line_length} characters")):
+                        return None
+                    continue
+                return line[:-1] if line.endswith(b"\r") else line
+            if len(self._buf) > cfg.max_line_length:
+                too_long = True
+                self._buf.clear()
+            self._scan = len(self._buf)
+            if self._eof or self.closing:
+                return None
+            self.idle = True
+            try:
+                await self._wait(cfg.idle_timeout)
+            finally:
+                self.idle = False
+
+    async def _read_data(self, limit: int) -> tuple[bytes, int] | None:
+        """The message after DATA/354 up to CRLF.CRLF, unstuffed; and its size
+        (bytes received). Past `limit` the bytes are dropped but still counted,
+        and b"" is returned with the size. None at EOF."""
+        self._in_data = True
+        try:
+            buf = self._buf
+            buf[0:0] = b"\r\n"    # so a dot on the first line looks like any other
+            scan = 0
+            dropped = 0
+            while True:
+                i = buf.find(b"\r\n.\r\n", scan)
+                if i >= 0:
+                    break
+                if len(buf) > limit + 1024:
+                    dropped += len(buf) - 4
+                    del buf[:-4]
+                if self._eof:
+                    return None
+                scan = max(0, len(buf) - 4)
+                await self._wait(self.cfg.data_timeout)
+            end = i + 2
+            self._buf = bytearray(memoryview(buf)[i + 5:])
+            if dropped:
+                return b"", dropped + end
+            if buf.find(b"\r\n..", 0, end) >= 0:
+                content = bytes(memoryview(buf)[:end]).replace(b"\r\n..", b"\r\n.")[2:]
+            else:
+                content = bytes(memoryview(buf)[2:end])
+            return content, len(content)
+        finally:
+            self._in_data = False
+
+    async def _read_exact(self, n: int, keep: bytearray | None, limit: int) -> bool:
+        """BDAT: move n bytes into `keep` (or drop them); False at EOF."""
+        while n:
+            if not self._buf:
+                if self._eof:
+                    return False
+                await self._wait(self.cfg.data_timeout)
+                continue
+            take = min(n, len(self._buf))
+            if keep is not None and len(keep) + take <= limit:
+                keep += memoryview(self._buf)[:take]
+            del self._buf[:take]
+            n -= take
+        return True
+
+    def _bad_command(self, v: Verdict) -> bool:
+        """Answer a bad or unknown command; past the limit, 421 and True (end)."""
+        self._unknown += 1
+        if self._unknown >= self.cfg.max_unknown_commands:
+            self.reply(_v(421, "4.7.0", "too many bad or unknown commands; closing the "
+                                        "connection"))
+            self.close()
+            return True
+        self.reply(v)
+        return False
+
+    # ---------------------------------------------------------------- loop
+    async def _serve(self) -> None:
+        s, h = self.session, self.handler
+        reason = "quit"
+        try:
+            self.cfg = h.engine_config(s)
+            refusal = await h.on_connect(s)
+            if refusal is not None:
+                self.reply(refusal)
+                reason = "refused"
+                return
+            self.reply(_v(220, "", f"{self.cfg.hostname} ESMTP ready"))
+            while True:
+                if self.closing:
+                    self.reply(SHUTDOWN)
+                    reason = "shutdown"
+                    return
+                line = await self._readline()
+                if line is None:
+                    reason = "eof" if not self.closing else "shutdown"
+                    return
+                if not await self._dispatch(line):
+                    return
+        except asyncio.CancelledError:
+            reason = "cancelled"
+            raise
+        except (ConnectionError, ssl.SSLError) as e:
+            reason = f"connection: {e}"
+        except Exception as e:
+            reason = "error"
+            h.on_error(s, e)
+            self.reply(_v(421, "4.3.0", "internal error; closing the connection"))
+        finally:
+            if s.in_transaction:
+                h.on_reset(s)
+            h.on_close(s, reason)
+            self.close()
+            if self._on_done:
+                self._on_done(self)
+
+    async def _dispatch(self, line: bytes) -> bool:
+        """Run one command; False to end the session."""
+        try:
+            cmd = parse_command(line)
+        except SyntaxReply as e:
+            return not self._bad_command(e.verdict)
+        fn = _COMMANDS.get(cmd.verb)
+        if fn is None:
+            return not self._bad_command(_v(500, "5.5.1", f"command {cmd.verb} not recognised"))
+        try:
+            return await fn(self, cmd.arg)
+        except SyntaxReply as e:
+            self.reply(e.verdict)
+            return True
+        except (ConnectionError, ssl.SSLError, asyncio.CancelledError):
+            raise
+        except Exception as e:   # a bug must never cost other sessions, nor leak a traceback
+            self.handler.on_error(self.session, e)
+            self.reply(TEMP_FAILURE)
+            self._reset()
+            return True
+
+    def _reset(self) -> None:
+        s = self.session
+        if s.in_transaction:
+            self.handler.on_reset(s)
+        s.in_transaction = False
+        s.rcpt_ok = s.rcpt_tried = 0
+        s.params = {}
+        self._bdat = None
+        self._bdat_refused = None
+
+    # ------------------------------------------------------------ commands
+    async def cmd_ehlo(self, arg: str, esmtp: bool = True) -> bool:
+        if not arg:
+            self.reply(_v(501, "5.5.4", f"syntax: {'EHLO' if esmtp else 'HELO'} your-host-name"))
+            return True
+        self._reset()
+        s = self.session
+        s.helo, s.esmtp = arg.split()[0], esmtp
+        self.handler.on_helo(s, s.helo)
+        greet = f"{self.cfg.hostname} greets {s.helo}"
+        if not esmtp:
+            self.reply(_v(250, "", greet))
+            return True
+        lines = [greet, "PIPELINING", f"SIZE {self.cfg.size_limit}", "8BITMIME", "SMTPUTF8",
+                 "ENHANCEDSTATUSCODES"]
+        if self.cfg.chunking:
+            lines.append("CHUNKING")
+        if self.cfg.tls is not None and not s.tls:
+            lines.append("STARTTLS")
+        if s.tls and not s.authenticated:
+            lines.append("AUTH PLAIN LOGIN")
+        self._raw("".join(f"250-{x}\r\n" for x in lines[:-1]).encode()
+                  + f"250 {lines[-1]}\r\n".encode())
+        return True
+
+    async def cmd_helo(self, arg: str) -> bool:
+        return await self.cmd_ehlo(arg, esmtp=False)
+
+    async def cmd_starttls(self, arg: str) -> bool:
+        s = self.session
+        if self.cfg.tls is None:
+            self.reply(_v(502, "5.5.1", "STARTTLS is not offered here"))
+            return True
+        if s.tls:
+            self.reply(_v(503, "5.5.1", "TLS is already active"))
+            return True
+        if arg:
+            self.reply(_v(501, "5.5.4", "syntax: STARTTLS takes no argument"))
+            return True
+        self.reply(_v(220, "2.0.0", "ready to start TLS"))
+        self.flush()
+        # RFC 3207 5: anything the client pipelined after STARTTLS is discarded.
+        self._buf.clear()
+        self._scan = 0
+        loop = asyncio.get_running_loop()
+        try:
+            tr = await asyncio.wait_for(loop.start_tls(self.transport, self, self.cfg.tls,
+                                                       server_side=True), 30)
+        except (asyncio.TimeoutError, ssl.SSLError, ConnectionError, OSError):
+            return False
+        self.transport = tr
+        self._reset()
+        s.tls, s.helo, s.esmtp = True, "", False
+        return True
+
+    async def cmd_auth(self, arg: str) -> bool:
+        s = self.session
+        if not s.esmtp:
+            self.reply(SEQ_HELO if not s.helo else _v(503, "5.5.1", "AUTH needs EHLO first"))
+            return True
+        if not s.tls:
+            self.reply(_v(538, "5.7.11", "encryption required: use STARTTLS (or port 465) "
+                                         "before AUTH"))
+            return True
+        if s.authenticated:
+            self.reply(_v(503, "5.5.1", "you are already logged in"))
+            return True
+        if s.in_transaction:
+            self.reply(_v(503, "5.5.1", "AUTH is not allowed during a mail transaction"))
+            return True
+        mech, initial = parse_auth_arg(arg)
+        if mech not in ("PLAIN", "LOGIN"):
+            self.reply(_v(504, "5.5.4", f"unknown AUTH mechanism {mech}; use PLAIN or LOGIN"))
+            return True
+        blocked = self.handler.auth_blocked(s)
+        if blocked is not None:
+            self.reply(blocked)
+            return blocked.code != 421
+        if mech == "PLAIN":
+            if initial is None:
+                initial = await self._auth_line(b"334 \r\n")
+                if initial is None:
+                    return True
+            raw = self._b64(initial)
+            if raw is None:
+                return True
+            parts = raw.split("\0")
+            if len(parts) != 3:
+                self.reply(_v(501, "5.5.2", "AUTH PLAIN expects authzid NUL login NUL password"))
+                return True
+            authz, login, password = parts
+            if authz and authz != login:
+                self.reply(_v(535, "5.7.8", "logging in on behalf of another user is not allowed"))
+                return True
+        else:
+            if initial is None:
+                initial = await self._auth_line(b"334 VXNlcm5hbWU6\r\n")
+                if initial is None:
+                    return True
+            login = self._b64(initial)
+            if login is None:
+                return True
+            pw = await self._auth_line(b"334 UGFzc3dvcmQ6\r\n")
+            if pw is None:
+                return True
+            password = self._b64(pw)
+            if password is None:
+                return True
+        v = await self.handler.on_auth(s, login, password)
+        if v.ok:
+            s.authenticated = True
+        self.reply(v)
+        return v.code != 421
+
+    async def _auth_line(self, prompt: bytes) -> str | None:
+        self._raw(prompt)
+        line = await self._readline()
+        if line is None:
+            raise ConnectionError("closed during AUTH")
+        text = line.decode("ascii", "replace").strip()
+        if text == "*":
+            self.reply(_v(501, "5.0.0", "authentication cancelled"))
+            return None
+        return text
+
+    def _b64(self, text: str) -> str | None:
+        try:
+            return base64.b64decode(text, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            self.reply(_v(501, "5.5.2", "the AUTH data is not valid base64 of UTF-8 text"))
+            return None
+
+    async def cmd_mail(self, arg: str) -> bool:
+        s = self.session
+        if not s.helo:
+            self.reply(SEQ_HELO)
+            return True
+        if s.in_transaction:
+            self.reply(_v(503, "5.5.1", "a transaction is already open: RSET first"))
+            return True
+        path = parse_path(arg, "FROM", allow_null=True)
+        params = {}
+        for key, value in path.params.items():
+            if key == "SIZE":
+                params["size"] = parse_size_param(value)
+            elif key == "BODY":
+                if (value or "").upper() not in ("7BIT", "8BITMIME"):
+                    raise SyntaxReply(501, "5.5.4", "BODY= takes 7BIT or 8BITMIME")
+                params["body"] = value.upper()
+            elif key == "SMTPUTF8" and value is None:
+                params["smtputf8"] = True
+            elif key == "AUTH":
+                continue   # RFC 4954 5: informational; we ignore it
+            else:
+                raise SyntaxReply(555, "5.5.4", f"MAIL FROM parameter {key} is not supported")
+        if not s.esmtp and path.params:
+            raise SyntaxReply(555, "5.5.4", "parameters need EHLO, not HELO")
+        if not path.mailbox.isascii() and not params.get("smtputf8"):
+            self.reply(_v(553, "5.6.7", "the sender address is not ASCII; the client must "
+                                        "use MAIL FROM:<...> SMTPUTF8"))
+            return True
+        s.params = params
+        v = await self.handler.on_mail(s, path)
+        if v.ok:
+            s.in_transaction = True
+        self.reply(v)
+        return True
+
+    async def cmd_rcpt(self, arg: str) -> bool:
+        s = self.session
+        if not s.in_transaction:
+            self.reply(SEQ_MAIL)
+            return True
+        path = parse_path(arg, "TO", allow_null=False)
+        if path.params:
+            raise SyntaxReply(555, "5.5.4", f"RCPT TO parameter {next(iter(path.params))} is "
+                                            "not supported")
+        s.rcpt_tried += 1
+        v = await self.handler.on_rcpt(s, path)
+        if v.ok:
+            s.rcpt_ok += 1
+        self.reply(v)
+        return True
+
+    async def cmd_data(self, arg: str) -> bool:
+        s = self.session
+        if arg:
+            self.reply(_v(501, "5.5.4", "syntax: DATA takes no argument"))
+            return True
+        if self._bdat is not None:
+            self.reply(_v(503, "5.5.1", "DATA cannot follow BDAT in one transaction"))
+            return True
+        if not s.in_transaction:
+            self.reply(SEQ_MAIL)
+            return True
+        if not s.rcpt_ok:
+            self.reply(NO_VALID_RCPT if s.rcpt_tried else SEQ_RCPT)
+            return True
+        limit = self.handler.data_limit(s)
+        self.reply(_v(354, "", "send the message; end with <CRLF>.<CRLF>"))
+        got = await self._read_data(limit)
+        if got is None:
+            return False
+        content, size = got
+        v = await self.handler.on_message(s, content, size)
+        self.reply(v)
+        self._reset_after_message()
+        return True
+
+    def _reset_after_message(self) -> None:
+        s = self.session
+        s.in_transaction = False
+        s.rcpt_ok = s.rcpt_tried = 0
+        s.params = {}
+        self._bdat = None
+        self._bdat_refused = None
+
+    async def cmd_bdat(self, arg: str) -> bool:
+        s = self.session
+        if not self.cfg.chunking:
+            self.reply(_v(502, "5.5.1", "BDAT is not offered here"))
+            return True
+        size, last = parse_bdat_arg(arg)
+        limit = self.handler.data_limit(s)
+        refusal = None
+        if not s.in_transaction:
+            refusal = SEQ_MAIL
+        elif not s.rcpt_ok:
+            refusal = NO_VALID_RCPT if s.rcpt_tried else SEQ_RCPT
+        if refusal is not None:
+            # The chunk is on its way regardless: read past it, then refuse.
+            if not await self._read_exact(size, None, 0):
+                return False
+            self.reply(refusal)
+            return True
+        if self._bdat is None:
+            self._bdat = bytearray()
+            self._bdat_total = 0
+        self._in_data = True
+        try:
+            self._bdat_total += size
+            keep = None if (self._bdat_refused or self._bdat_total > limit) else self._bdat
+            if not await self._read_exact(size, keep, limit):
+                return False
+        finally:
+            self._in_data = False
+        if self._bdat_refused is None and self._bdat_total > limit:
+            self._bdat_refused = self.handler.too_big(s, self._bdat_total)
+        if not last:
+            if self._bdat_refused is not None:
+                self.reply(self._bdat_refused)
+            else:
+                self.reply(_v(250, "2.0.0", f"{size} bytes received"))
+            return True
+        if self._bdat_refused is not None:
+            self.reply(self._bdat_refused)
+            self._reset()
+            return True
+        content = bytes(self._bdat)
+        self._bdat = None
+        v = await self.handler.on_message(s, content, len(content))
+        self.reply(v)
+        self._reset_after_message()
+        return True
+
+    async def cmd_rset(self, arg: str) -> bool:
+        self._reset()
+        self.reply(OK)
+        return True
+
+    async def cmd_noop(self, arg: str) -> bool:
+        self.reply(OK)
+        return True
+
+    async def cmd_quit(self, arg: str) -> bool:
+        self.reply(BYE)
+        return False
+
+    async def cmd_vrfy(self, arg: str) -> bool:
+        self.reply(_v(252, "2.5.0", "cannot verify addresses here; send the mail and "
+                                    "the reply will tell"))
+        return True
+
+    async def cmd_expn(self, arg: str) -> bool:
+        self.reply(_v(502, "5.5.1", "EXPN is not offered here"))
+        return True
+
+    async def cmd_help(self, arg: str) -> bool:
+        self.reply(_v(214, "2.0.0", "commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT "
+                                    "RSET NOOP VRFY QUIT"))
+        return True
+
+
+_COMMANDS = {
+    "EHLO": SmtpProtocol.cmd_ehlo, "HELO": SmtpProtocol.cmd_helo,
+    "STARTTLS": SmtpProtocol.cmd_starttls, "AUTH": SmtpProtocol.cmd_auth,
+    "MAIL": SmtpProtocol.cmd_mail, "RCPT": SmtpProtocol.cmd_rcpt,
+    "DATA": SmtpProtocol.cmd_data, "BDAT": SmtpProtocol.cmd_bdat,
+    "RSET": SmtpProtocol.cmd_rset, "NOOP": SmtpProtocol.cmd_noop,
+    "QUIT": SmtpProtocol.cmd_quit, "VRFY": SmtpProtocol.cmd_vrfy,
+    "EXPN": SmtpProtocol.cmd_expn, "HELP": SmtpProtocol.cmd_help,
+}
