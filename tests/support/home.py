@@ -1,0 +1,58 @@
+"""A real coremail home for end-to-end tests: every listener on its own free
+loopback port, commands run through the installed `coremail`/`userutil`."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from coremail.services.home import init_home
+from coremail.services.settings import set_value
+
+BIN = Path(sys.executable).parent
+ADMIN_PASSWORD = "admin-pass-1"
+LISTENERS = ("smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps", "http")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Home:
+    path: Path
+    ports: dict[str, int]
+
+    def run(self, tool: str, *args: str, check: bool = False, timeout: float = 120,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / tool), "--home", str(self.path), *args],
+                              capture_output=True, text=True, timeout=timeout, check=check,
+                              env={**os.environ, **(env or {})})
+
+    def coremail(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return self.run("coremail", *args, **kw)
+
+    def userutil(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return self.run("userutil", *args, **kw)
+
+    def log(self, service: str) -> str:
+        try:
+            return (self.path / "logs" / f"{service}.log").read_text()
+        except FileNotFoundError:
+            return ""
+
+
+def make_home(path: Path, domain: str = "example.test", workers: int = 2) -> Home:
+    init_home(path, domain, admin_password=ADMIN_PASSWORD, privileged=False)
+    ports = {name: free_port() for name in LISTENERS}
+    set_value(path, "listen.address", '"127.0.0.1"')
+    for name, port in ports.items():
+        set_value(path, f"listen.{name}", str(port))
+    for svc in ("smtp", "pop3", "imap"):
+        set_value(path, f"workers.{svc}", str(workers))
+    return Home(path, ports)
