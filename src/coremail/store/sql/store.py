@@ -122,11 +122,11 @@ class SqlStore:
                     address=address, domain_id=d.id, name=name, password_hash=password_hash,
                     quota=quota, used_bytes=0, used_messages=0, enabled=True, admin=admin,
                     created=now)).inserted_primary_key[0]
-                uidvalidity = int(now)
+                uidvalidity = self._new_uidvalidity(c, len(SPECIAL_FOLDERS))
                 c.execute(insert(t.folders), [
-                    dict(user_id=uid, name=fname, uidvalidity=uidvalidity, uidnext=1,
+                    dict(user_id=uid, name=fname, uidvalidity=uidvalidity + i, uidnext=1,
                          highestmodseq=1, special_use=special, subscribed=True)
-                    for fname, special in SPECIAL_FOLDERS])
+                    for i, (fname, special) in enumerate(SPECIAL_FOLDERS)])
         except IntegrityError:
             raise AlreadyExists(f"the user {address} already exists") from None
         user = self.get_user(address)
@@ -264,7 +264,7 @@ class SqlStore:
         try:
             with self._write() as c:
                 fid = c.execute(insert(t.folders).values(
-                    user_id=user_id, name=name, uidvalidity=int(time.time()), uidnext=1,
+                    user_id=user_id, name=name, uidvalidity=self._new_uidvalidity(c), uidnext=1,
                     highestmodseq=1, special_use=special_use, subscribed=True
                 )).inserted_primary_key[0]
         except IntegrityError:
@@ -272,6 +272,26 @@ class SqlStore:
         f = self.get_folder_by_id(fid)
         assert f is not None
         return f
+
+    _UIDVALIDITY_KEY = "store.last_uidvalidity"
+
+    def _new_uidvalidity(self, c: Connection, n: int = 1) -> int:
+        """The first of n fresh UIDVALIDITY values: the clock in seconds, but
+        always above every value handed out before, so that a folder (or user)
+        deleted and made again never shows clients an old UIDVALIDITY with
+        UIDs restarting at 1 (RFC 3501 2.3.1.1; POP3 UIDLs depend on it too)."""
+        s = t.settings
+        where = (s.c.scope == "", s.c.key == self._UIDVALIDITY_KEY)
+        last = c.execute(select(s.c.value).where(*where).with_for_update()).scalar()
+        floor = int(last) if last is not None else (
+            c.execute(select(func.max(t.folders.c.uidvalidity))).scalar() or 0)
+        first = max(int(time.time()), int(floor) + 1)
+        if last is None:
+            c.execute(insert(s).values(scope="", key=self._UIDVALIDITY_KEY,
+                                       value=str(first + n - 1)))
+        else:
+            c.execute(update(s).where(*where).values(value=str(first + n - 1)))
+        return first
 
     def rename_folder(self, user_id: int, old: str, new: str) -> None:
         """Renames the folder and its children (hierarchy separator '/').
