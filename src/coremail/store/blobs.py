@@ -75,6 +75,10 @@ class BlobStore:
         except OSError as e:
             _unlink(tmp)
             raise _storage_error(e) from None
+        except BaseException:
+            # The chunk source failed (client gone, message too big): no temp file left behind.
+            _unlink(tmp)
+            raise
         return BlobRef(blob_id, size)
 
     def sync(self, refs: Iterable[BlobRef]) -> None:
