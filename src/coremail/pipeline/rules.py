@@ -77,6 +77,12 @@ class CachedRecipients(Recipients):
         super().__init__(store)
         self._domains: dict[str, tuple[float, bool]] = {}
 
+    def cached_domain(self, domain: str) -> bool | None:
+        hit = self._domains.get(domain)
+        if hit is not None and time.monotonic() - hit[0] < self.TTL:
+            return hit[1]
+        return None
+
     def is_local_domain(self, domain: str) -> bool:
         now = time.monotonic()
         hit = self._domains.get(domain)
@@ -89,12 +95,39 @@ class CachedRecipients(Recipients):
         return local
 
 
+class ExpansionCache:
+    """Where an address led, for one second. RCPT is the hottest path of an
+    MX; the quota seen here may be a second old, which is safe because the
+    store checks the quota again, atomically, when the message commits.
+    Only found addresses are kept, so a user just added is never refused."""
+
+    TTL = 1.0
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[float, Expansion]] = {}
+
+    def get(self, key: str) -> Expansion | None:
+        hit = self.entries.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.TTL:
+            return hit[1]
+        return None
+
+    def put(self, key: str, exp: Expansion) -> None:
+        if len(self.entries) > 50000:
+            self.entries.clear()
+        self.entries[key] = (time.monotonic(), exp)
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
 class Pipeline:
     def __init__(self, store: Store, settings: Callable[[], Settings],
                  checks: list[MessageCheck] | None = None):
         self.store = store
         self.settings = settings
         self.recipients = CachedRecipients(store)
+        self.expansions = ExpansionCache()
         self.checks: list[MessageCheck] = list(checks) if checks is not None else [check_hops]
 
     # ---------------------------------------------------------------- sender
@@ -144,7 +177,10 @@ class Pipeline:
 
     # ------------------------------------------------------------- recipient
     def recipient(self, client: Client, env: Envelope, mailbox: str,
-                  route: tuple[str, ...] = ()) -> tuple[Verdict, Recipient | None]:
+                  route: tuple[str, ...] = (), *, store_ok: bool = True
+                  ) -> tuple[Verdict, Recipient | None] | None:
+        """The verdict on one RCPT. With store_ok=False only what is cached is
+        used, and None means "ask again with the store" (from a thread)."""
         s = self.settings()
         if len(env.recipients) >= s.limits.max_recipients:
             return Verdict(452, "4.5.3", TOO_MANY_RECIPIENTS.format(n=s.limits.max_recipients)), None
@@ -160,12 +196,22 @@ class Pipeline:
         if not env.smtputf8 and not str(addr).isascii():
             return Verdict(553, "5.6.7", "the recipient address is not ASCII; the client must "
                                          "use MAIL FROM:<...> SMTPUTF8"), None
-        if not self.recipients.is_local_domain(addr.domain):
+        local = (self.recipients.is_local_domain(addr.domain) if store_ok
+                 else self.recipients.cached_domain(addr.domain))
+        if local is None:
+            return None
+        if not local:
             if not client.authenticated:
                 return RELAY_DENIED, None
             return ok(f"recipient <{addr}> ok (relay)", "2.1.5"), Recipient(
                 mailbox, addr, remote=[str(addr)], relay=True)
-        exp = self.recipients.expand(addr)
+        exp = self.expansions.get(addr.key)
+        if exp is None:
+            if not store_ok:
+                return None
+            exp = self.recipients.expand(addr)
+            if exp.users or exp.remote:
+                self.expansions.put(addr.key, exp)
         if not exp.users and not exp.remote:
             if exp.loop:
                 return Verdict(550, "5.4.6", f"the address <{addr}> forwards in a loop; "

@@ -169,8 +169,12 @@ class SmtpHandler:
         st: SessionState = session.state
         env = st.env
         assert env is not None
-        v, rcpt = await self._run(self.pipeline.recipient, st.client, env, path.mailbox,
+        # Cached answers come straight back; anything needing the store goes to a thread.
+        got = self.pipeline.recipient(st.client, env, path.mailbox, path.route, store_ok=False)
+        if got is None:
+            got = await self._run(self.pipeline.recipient, st.client, env, path.mailbox,
                                   path.route)
+        v, rcpt = got
         env.results.append((path.mailbox, f"{v.code}/{v.enhanced}"))
         if rcpt is not None:
             env.recipients.append(rcpt)
