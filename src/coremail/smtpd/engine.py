@@ -10,15 +10,14 @@ replies to pipelined commands go out in one write when the input runs dry.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..pipeline.verdict import TEMP_FAILURE, Verdict
-from .parser import (Path, SyntaxReply, parse_auth_arg, parse_bdat_arg, parse_command,
-                     parse_path, parse_size_param)
+from .auth import AuthCommand
+from .parser import (Path, SyntaxReply, parse_bdat_arg, parse_command, parse_path,
+                     parse_size_param)
 
 PAUSE_ABOVE = 1 << 20   # command-mode input buffered before we stop reading
 
@@ -84,7 +83,7 @@ SHUTDOWN = _v(421, "4.3.2", "the server is shutting down; please try again short
 TIMEOUT = _v(421, "4.4.2", "timeout waiting for input; closing the connection")
 
 
-class SmtpProtocol(asyncio.Protocol):
+class SmtpProtocol(AuthCommand, asyncio.Protocol):
     def __init__(self, handler: Handler, session: Session,
                  on_open: Any = None, on_done: Any = None):
         self.handler = handler
@@ -405,83 +404,6 @@ class SmtpProtocol(asyncio.Protocol):
         self._reset()
         s.tls, s.helo, s.esmtp = True, "", False
         return True
-
-    async def cmd_auth(self, arg: str) -> bool:
-        s = self.session
-        if not s.esmtp:
-            self.reply(SEQ_HELO if not s.helo else _v(503, "5.5.1", "AUTH needs EHLO first"))
-            return True
-        if not s.tls:
-            self.reply(_v(538, "5.7.11", "encryption required: use STARTTLS (or port 465) "
-                                         "before AUTH"))
-            return True
-        if s.authenticated:
-            self.reply(_v(503, "5.5.1", "you are already logged in"))
-            return True
-        if s.in_transaction:
-            self.reply(_v(503, "5.5.1", "AUTH is not allowed during a mail transaction"))
-            return True
-        mech, initial = parse_auth_arg(arg)
-        if mech not in ("PLAIN", "LOGIN"):
-            self.reply(_v(504, "5.5.4", f"unknown AUTH mechanism {mech}; use PLAIN or LOGIN"))
-            return True
-        blocked = self.handler.auth_blocked(s)
-        if blocked is not None:
-            self.reply(blocked)
-            return blocked.code != 421
-        if mech == "PLAIN":
-            if initial is None:
-                initial = await self._auth_line(b"334 \r\n")
-                if initial is None:
-                    return True
-            raw = self._b64(initial)
-            if raw is None:
-                return True
-            parts = raw.split("\0")
-            if len(parts) != 3:
-                self.reply(_v(501, "5.5.2", "AUTH PLAIN expects authzid NUL login NUL password"))
-                return True
-            authz, login, password = parts
-            if authz and authz != login:
-                self.reply(_v(535, "5.7.8", "logging in on behalf of another user is not allowed"))
-                return True
-        else:
-            if initial is None:
-                initial = await self._auth_line(b"334 VXNlcm5hbWU6\r\n")
-                if initial is None:
-                    return True
-            login = self._b64(initial)
-            if login is None:
-                return True
-            pw = await self._auth_line(b"334 UGFzc3dvcmQ6\r\n")
-            if pw is None:
-                return True
-            password = self._b64(pw)
-            if password is None:
-                return True
-        v = await self.handler.on_auth(s, login, password)
-        if v.ok:
-            s.authenticated = True
-        self.reply(v)
-        return v.code != 421
-
-    async def _auth_line(self, prompt: bytes) -> str | None:
-        self._raw(prompt)
-        line = await self._readline()
-        if line is None:
-            raise ConnectionError("closed during AUTH")
-        text = line.decode("ascii", "replace").strip()
-        if text == "*":
-            self.reply(_v(501, "5.0.0", "authentication cancelled"))
-            return None
-        return text
-
-    def _b64(self, text: str) -> str | None:
-        try:
-            return base64.b64decode(text, validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            self.reply(_v(501, "5.5.2", "the AUTH data is not valid base64 of UTF-8 text"))
-            return None
 
     async def cmd_mail(self, arg: str) -> bool:
         s = self.session
