@@ -94,6 +94,10 @@ queue = Table(
     Column("next_attempt", Float, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=False, default=""),
+    # A claim by one deliveragent (owner "host:pid:token") until lease_until:
+    # no second agent takes the entry while the first may be sending it.
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", Float, nullable=True),
     Index("ix_queue_next", "next_attempt"),
     Index("ix_queue_blob", "blob_id"),
 )

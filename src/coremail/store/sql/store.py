@@ -22,6 +22,7 @@ from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, BlobRef, Delive
                           QueueRecipient, QuotaExceeded, StoreError, User)
 from . import schema as t
 from .engine import make_engine, migrate, sqlite_url
+from .leases import QueueLeases
 
 
 def _flags_text(flags: frozenset[str]) -> str:
@@ -32,7 +33,7 @@ def _flags_set(text: str) -> frozenset[str]:
     return frozenset(text.split()) if text else frozenset()
 
 
-class SqlStore:
+class SqlStore(QueueLeases):
     def __init__(self, url: str, blob_root: Path):
         self.engine = make_engine(url)
         self.blobs = BlobStore(blob_root)
@@ -596,7 +597,7 @@ class SqlStore:
         with self._write() as c:
             c.execute(update(t.queue).where(t.queue.c.id == queue_id).values(
                 next_attempt=next_attempt, last_error=last_error,
-                attempts=t.queue.c.attempts + 1))
+                attempts=t.queue.c.attempts + 1, lease_owner=None, lease_until=None))
             for r in recipients:
                 c.execute(update(qr).where(and_(qr.c.queue_id == queue_id,
                                                 qr.c.address == r.address))
