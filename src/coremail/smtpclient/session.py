@@ -1,0 +1,236 @@
+"""One outbound SMTP transaction with one host: connect, EHLO, opportunistic
+STARTTLS, MAIL (with SIZE), a RCPT per recipient, DATA, QUIT.
+
+Every recipient of the message for that host rides on the one connection, and
+each gets its own result. The caller's ``on_accepted`` runs synchronously the
+moment the host says 250 to the data, before anything else can happen on the
+event loop: that is where the queue records "sent", so a crash right after
+the reply does not send the message twice.
+"""
+from __future__ import annotations
+
+import re
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import aiosmtplib
+from aiosmtplib import errors as smtperr
+
+from .routing import Target
+
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one recipient on one host.
+
+    ``state``: "sent", "failed" (permanent) or "deferred" (try again later).
+    ``status`` is the RFC 3463 code, ``diagnostic`` the host's reply
+    ("550 5.1.1 <x@y>: user unknown") or our own sentence when there was none.
+    """
+
+    state: str
+    status: str
+    diagnostic: str
+    host: str = ""
+    ip: str = ""
+
+    @property
+    def text(self) -> str:
+        """"<status> <diagnostic>", the form the queue keeps as last error."""
+        return f"{self.status} {self.diagnostic}"
+
+
+class HostFailed(Exception):
+    """This host could not take the message at all (connect, greeting, TLS,
+    lost connection before any recipient): try the next host, else defer."""
+
+    def __init__(self, status: str, text: str, permanent: bool = False):
+        super().__init__(text)
+        self.status, self.text, self.permanent = status, text, permanent
+
+
+def enhanced_of(code: int, message: str) -> tuple[str, str]:
+    """(enhanced status, message without it); a bare code gets X.0.0."""
+    m = _ENHANCED.match(message.strip())
+    if m and m.group(1) == str(code)[0]:
+        return m.group(0), message.strip()[m.end():].strip()
+    return f"{str(code)[0]}.0.0", message.strip()
+
+
+def reply_result(code: int, message: str, host: str, ip: str) -> Result:
+    status, _ = enhanced_of(code, message)
+    text = f"{code} {' '.join(message.split())}"
+    if code < 400:
+        return Result("sent", "2.0.0", text, host, ip)
+    return Result("failed" if code >= 500 else "deferred", status, text, host, ip)
+
+
+def opportunistic_tls() -> ssl.SSLContext:
+    """TLS that encrypts without checking the certificate (RFC 7435): most MX
+    hosts have no certificate for their name, and refusing them would send
+    the mail in clear text instead, which is worse."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+_TLS = None
+
+
+def _tls() -> ssl.SSLContext:
+    global _TLS
+    if _TLS is None:
+        _TLS = opportunistic_tls()
+    return _TLS
+
+
+def _needs_utf8(*values: str) -> bool:
+    return not all(v.isascii() for v in values)
+
+
+async def send(target: Target, *, helo: str, sender: str, recipients: Sequence[str],
+               data: bytes, connect_timeout: float = 30, command_timeout: float = 300,
+               on_accepted: Callable[[list[str], Result], None] | None = None,
+               use_tls: bool = True) -> dict[str, Result]:
+    """Deliver ``data`` to ``recipients`` through ``target``; one Result each.
+
+    Raises HostFailed when the host never got as far as judging a recipient,
+    so the caller may try the next MX. A host whose STARTTLS handshake fails
+    is tried once more in clear text, as opportunistic TLS intends.
+    """
+    try:
+        return await _send(target, helo, sender, recipients, data, connect_timeout,
+                           command_timeout, on_accepted, use_tls)
+    except _TLSFailed as e:
+        if not use_tls:
+            raise HostFailed("4.7.5", str(e)) from None
+        return await _send(target, helo, sender, recipients, data, connect_timeout,
+                           command_timeout, on_accepted, False)
+
+
+class _TLSFailed(Exception):
+    pass
+
+
+def _where(target: Target) -> str:
+    return f"{target.hostname}[{target.address}]:{target.port}"
+
+
+async def _send(target: Target, helo: str, sender: str, recipients: Sequence[str], data: bytes,
+                connect_timeout: float, command_timeout: float,
+                on_accepted: Callable[[list[str], Result], None] | None,
+                use_tls: bool) -> dict[str, Result]:
+    host, ip = target.hostname, target.address
+    client = aiosmtplib.SMTP(hostname=target.address, port=target.port, local_hostname=helo,
+                             timeout=command_timeout, use_tls=False, start_tls=False,
+                             validate_certs=False)
+    try:
+        await client.connect(timeout=connect_timeout)
+    except smtperr.SMTPConnectResponseError as e:
+        # A 554 greeting means "not from you / not now": another MX may take it.
+        raise HostFailed(enhanced_of(e.code, e.message)[0],
+                         f"{_where(target)} greeted with {e.code} {e.message}") from None
+    except (smtperr.SMTPException, OSError, TimeoutError) as e:
+        raise HostFailed("4.4.1", f"could not connect to {_where(target)}: "
+                         f"{_reason(e)}") from None
+    results: dict[str, Result] = {}
+    stage = "greeting"
+    try:
+        stage = "EHLO"
+        try:
+            await client.ehlo()
+        except smtperr.SMTPHeloError:
+            await client.helo()
+        if use_tls and client.supports_extension("starttls"):
+            stage = "STARTTLS"
+            try:
+                await client.starttls(tls_context=_tls(), validate_certs=False)
+            except (ssl.SSLError, smtperr.SMTPException, OSError) as e:
+                raise _TLSFailed(f"TLS with {_where(target)} failed: {_reason(e)}") from None
+            await client.ehlo()
+        size_limit = client.esmtp_extensions.get("size", "")
+        if size_limit.isdigit() and 0 < int(size_limit) < len(data):
+            text = (f"552 5.3.4 message size {len(data)} exceeds the limit of "
+                    f"{int(size_limit)} bytes of {host}")
+            return {r: Result("failed", "5.3.4", text, host, ip) for r in recipients}
+        options = []
+        if client.supports_extension("size"):
+            options.append(f"SIZE={len(data)}")
+        if client.supports_extension("8bitmime") and not data.isascii():
+            options.append("BODY=8BITMIME")
+        encoding = "ascii"
+        if _needs_utf8(sender, *recipients):
+            if not client.supports_extension("smtputf8"):
+                text = f"{host} does not support internationalised addresses (SMTPUTF8)"
+                return {r: Result("failed", "5.6.7", text, host, ip) for r in recipients}
+            options.append("SMTPUTF8")
+            encoding = "utf-8"
+        stage = "MAIL FROM"
+        try:
+            await client.mail(sender, options=options, encoding=encoding)
+        except smtperr.SMTPSenderRefused as e:
+            r = reply_result(e.code, e.message, host, ip)
+            return {rcpt: r for rcpt in recipients}
+        stage = "RCPT TO"
+        accepted: list[str] = []
+        for rcpt in recipients:
+            try:
+                await client.rcpt(rcpt, encoding=encoding)
+                accepted.append(rcpt)
+            except smtperr.SMTPRecipientRefused as e:
+                results[rcpt] = reply_result(e.code, e.message, host, ip)
+        if not accepted:
+            await _quietly(client.rset())
+            return results
+        stage = "DATA"
+        try:
+            reply = await client.data(data)
+        except smtperr.SMTPDataError as e:
+            r = reply_result(e.code, e.message, host, ip)
+            results.update({rcpt: r for rcpt in accepted})
+            return results
+        r = reply_result(reply.code, reply.message, host, ip)
+        if on_accepted is not None:
+            on_accepted(accepted, r)
+        results.update({rcpt: r for rcpt in accepted})
+        return results
+    except _TLSFailed:
+        raise
+    except (smtperr.SMTPException, OSError, TimeoutError) as e:
+        text = f"lost connection with {_where(target)} during {stage}: {_reason(e)}"
+        if not results and stage != "DATA":
+            raise HostFailed("4.4.2", text) from None
+        # Recipients not judged yet (and those whose data got no answer) wait.
+        for rcpt in recipients:
+            results.setdefault(rcpt, Result("deferred", "4.4.2", text, host, ip))
+        return results
+    finally:
+        if client.is_connected:
+            await _quietly(client.quit(timeout=5))
+        client.close()
+
+
+async def _quietly(aw) -> None:
+    try:
+        await aw
+    except (smtperr.SMTPException, OSError, TimeoutError):
+        pass
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    text = str(e) or type(e).__name__
+    if (isinstance(e, ConnectionRefusedError) or "refused" in text.lower()
+            or "Errno 111" in text or "Connect call failed" in text):
+        return "connection refused"
+    return " ".join(text.split())
+
+
+def elapsed(since: float) -> str:
+    return f"{time.monotonic() - since:.3f}"
