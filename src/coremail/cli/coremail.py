@@ -10,6 +10,7 @@ from ..app import available_services
 from ..config import ConfigError
 from ..services.accounts import AccountError
 from ..services.home import HomeExists, init_home
+from ..services.queue_view import describe
 from ..services.settings import get_value, set_value
 from ..supervisor import control
 from .common import fail, home_option, settings_or_exit, store_or_exit
@@ -190,9 +191,7 @@ def queue_list(home):
     now = time.time()
     entries = store.queue_list()
     for e in entries:
-        rcpts = ",".join(r.address for r in e.recipients if r.status == "pending") or "-"
-        click.echo(f"{e.id}\t{_age(now - e.created)}\t{e.sender or '<>'}\t{rcpts}\t"
-                   f"{e.last_error or 'not tried yet'}")
+        click.echo(describe(e, now))
     if not entries:
         click.echo("the queue is empty")
 

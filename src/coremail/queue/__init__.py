@@ -1,0 +1,1 @@
+"""The durable outbound queue and its scheduler (the deliveragent service)."""

@@ -1,0 +1,185 @@
+"""One delivery attempt of one queue entry: read the message, catch loops,
+store local recipients, send remote ones (a connection per destination host
+with all its recipients), then write the outcome back in one step: sent
+recipients done, failed ones bounced, the rest retried later.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from ..smtpclient import session
+from ..smtpclient.routing import RouteError, Target
+from ..smtpclient.session import HostFailed, Result
+from ..store.interfaces import QueueEntry, QueueRecipient
+from .bounce import derived_id, queue_bounce
+from .local import deliver_local, loop_result, trace_of, with_delivered_to
+
+if TYPE_CHECKING:
+    from .scheduler import DeliverAgent
+
+
+def retry_delay(intervals: list[float], attempts_done: int) -> float:
+    """delivery.retry_intervals in turn, then the last one for ever."""
+    return float(intervals[min(attempts_done, len(intervals) - 1)])
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+async def run(agent: DeliverAgent, entry: QueueEntry) -> None:
+    store, settings = agent.store, agent.ctx.settings
+    hostname = settings.server.hostname
+    pending = [r.address for r in entry.recipients if r.status == "pending"]
+    if not pending:  # every recipient was settled (e.g. by a replayed journal)
+        await asyncio.to_thread(store.queue_delete, entry.id)
+        agent.journal.committed(entry.id)
+        return
+    try:
+        data = await asyncio.to_thread(store.blobs.read, entry.blob_id)  # type: ignore[attr-defined]
+    except FileNotFoundError:
+        agent.log.error("queue.blob_missing", qid=entry.id, blob=entry.blob_id)
+        await asyncio.to_thread(store.queue_delete, entry.id)
+        return
+    trace = trace_of(data)
+    results: dict[str, Result] = {}
+    forwards: dict[str, list[str]] = {}
+    looped = loop_result(trace, hostname)
+    if looped is not None:
+        results = {a: looped for a in pending}
+    else:
+        local_domains = await asyncio.to_thread(
+            lambda: {d for d in {_domain(a) for a in pending} if store.get_domain(d)})
+        local = [a for a in pending if _domain(a) in local_domains]
+        groups: dict[str, list[str]] = defaultdict(list)
+        for a in pending:
+            if _domain(a) not in local_domains:
+                groups["" if settings.delivery.relayhost else _domain(a)].append(a)
+        jobs = [_send_group(agent, entry, key, addrs, data) for key, addrs in groups.items()]
+        if local:
+            jobs.append(_local(agent, entry, local, data, trace))
+        for got in await asyncio.gather(*jobs):
+            results.update(got[0])
+            forwards.update(got[1])
+    await asyncio.to_thread(_finish, agent, entry, results, forwards, data)
+    agent.journal.committed(entry.id)
+
+
+async def _local(agent, entry, local, data, trace):
+    t0 = time.monotonic()
+    out = await asyncio.to_thread(deliver_local, agent.store, entry, local, data, trace,
+                                  agent.ctx.settings.server.hostname)
+    for addr, r in out.results.items():
+        agent.log.info("delivery", qid=entry.id, rcpt=addr, host="local", ip="",
+                       reply=r.diagnostic, result=r.state, delay=_delay(entry),
+                       took=f"{time.monotonic() - t0:.3f}",
+                       forward=",".join(out.forward.get(addr, [])) or None)
+    return out.results, out.forward
+
+
+async def _send_group(agent: DeliverAgent, entry: QueueEntry, key: str, addrs: list[str],
+                      data: bytes) -> tuple[dict[str, Result], dict]:
+    d = agent.ctx.settings.delivery
+    domain = _domain(addrs[0])
+    try:
+        route = await agent.resolver().route(domain, relayhost=d.relayhost, port=d.smtp_port)
+    except RouteError as e:
+        r = Result("failed" if e.permanent else "deferred", e.status, e.text)
+        agent.log.info("delivery", qid=entry.id, rcpt=",".join(addrs), host="", ip="",
+                       reply=r.text, result=r.state, delay=_delay(entry))
+        return {a: r for a in addrs}, {}
+    limit_key = key or f"relay:{d.relayhost}"
+    async with agent.limiter.slot(limit_key, lambda: agent.ctx.settings.delivery.concurrency,
+                                  lambda: agent.ctx.settings.delivery.per_domain_concurrency):
+        last: HostFailed | None = None
+        last_target: Target | None = None
+        for target in route.targets():
+            t0 = time.monotonic()
+
+            def note(accepted: list[str], r: Result) -> None:
+                agent.journal.sent(entry.id, accepted, r.text)
+
+            try:
+                got = await session.send(
+                    target, helo=agent.ctx.settings.server.hostname, sender=entry.sender,
+                    recipients=addrs, data=data, connect_timeout=float(d.connect_timeout),
+                    command_timeout=float(d.command_timeout), on_accepted=note)
+            except HostFailed as e:
+                last, last_target = e, target
+                agent.log.info("delivery", qid=entry.id, rcpt=",".join(addrs),
+                               host=target.hostname, ip=target.address, reply=e.text,
+                               result="deferred", delay=_delay(entry),
+                               took=f"{time.monotonic() - t0:.3f}")
+                continue
+            by_reply: dict[tuple[str, str], list[str]] = defaultdict(list)
+            for a, r in got.items():
+                by_reply[(r.state, r.diagnostic)].append(a)
+            for (state, reply), rcpts in by_reply.items():
+                agent.log.info("delivery", qid=entry.id, rcpt=",".join(rcpts),
+                               host=target.hostname, ip=target.address, reply=reply,
+                               result=state, delay=_delay(entry),
+                               took=f"{time.monotonic() - t0:.3f}")
+            return got, {}
+    assert last is not None and last_target is not None
+    r = Result("deferred", last.status, last.text, last_target.hostname, last_target.address)
+    return {a: r for a in addrs}, {}
+
+
+def _delay(entry: QueueEntry) -> str:
+    return f"{time.time() - entry.created:.1f}"
+
+
+def _finish(agent: DeliverAgent, entry: QueueEntry, results: dict[str, Result],
+            forwards: dict[str, list[str]], data: bytes) -> None:
+    """Blocking: record the outcome. Order matters for crash safety: the
+    messages this attempt creates (forwards, the bounce) are queued under ids
+    fixed by the attempt before the entry itself changes, so a rerun after a
+    crash finds them and makes no second copy."""
+    store, settings = agent.store, agent.ctx.settings
+    now = time.time()
+    for i, (addr, targets) in enumerate(sorted(forwards.items())):
+        qid = derived_id(entry, f"F{i}")
+        if store.queue_get(qid) is None:
+            blob = store.blobs.write(with_delivered_to(addr, data))  # type: ignore[attr-defined]
+            store.enqueue(queue_id=qid, blob=blob, sender=entry.sender, recipients=targets)
+            agent.log.info("queue.forwarded", qid=entry.id, rcpt=addr, new_qid=qid,
+                           to=",".join(targets))
+    expired = now - entry.created >= float(settings.delivery.max_queue_time)
+    for addr, r in list(results.items()):
+        if r.state == "deferred" and expired:
+            status = r.status if r.status.startswith("4.4") else "4.4.7"
+            results[addr] = Result("failed", status, r.diagnostic + " (gave up: the message "
+                                   f"was queued for {settings.delivery.max_queue_time})",
+                                   r.host, r.ip)
+    failed = {a: r for a, r in results.items() if r.state == "failed"}
+    if failed:
+        bid = queue_bounce(store, entry, failed, data, hostname=settings.server.hostname,
+                           postmaster=f"postmaster@{settings.server.domain}", now=now)
+        agent.log.info("queue.bounced" if bid else "queue.failed_no_bounce", qid=entry.id,
+                       rcpt=",".join(failed), bounce_qid=bid)
+        agent.wake()
+    if forwards:
+        agent.wake()
+    deferred = {a: r for a, r in results.items() if r.state == "deferred"}
+    if not deferred:
+        store.queue_delete(entry.id)
+        agent.log.info("queue.done", qid=entry.id, delay=_delay(entry))
+        return
+    recips = [QueueRecipient(a, "pending" if r.state == "deferred" else r.state, r.text,
+                             _attempts(entry, a) + 1) for a, r in results.items()]
+    delay = retry_delay(list(settings.delivery.retry_intervals), entry.attempts)
+    first = next(iter(deferred.values()))
+    store.queue_update(entry.id, recipients=recips, next_attempt=now + delay,
+                       last_error=first.text)
+    agent.log.info("queue.deferred", qid=entry.id, rcpt=",".join(deferred),
+                   retry_in=f"{delay:.0f}", reason=first.text)
+
+
+def _attempts(entry: QueueEntry, address: str) -> int:
+    for r in entry.recipients:
+        if r.address == address:
+            return r.attempts
+    return 0

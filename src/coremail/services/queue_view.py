@@ -1,0 +1,49 @@
+"""`coremail queue list` in words: one line per queued message with its id,
+age, sender, the recipients still waiting and why, using the same
+explanations as the bounces (mail.dsn.explain)."""
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+
+from ..mail.dsn import RecipientFailure, explain
+from ..store.interfaces import QueueEntry
+
+_STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\s+(.*)$", re.S)
+
+
+def age(seconds: float) -> str:
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= n:
+            return f"{int(seconds // n)}{unit}"
+    return f"{int(max(seconds, 0))}s"
+
+
+def in_words(recipient: str, last_error: str, queued_for: float) -> str:
+    """"<what happened> (<the reply>)" for a last_error kept as "<status> <text>"."""
+    m = _STATUS.match(last_error.strip())
+    if not m:
+        return last_error
+    status, text = m.groups()
+    what, _ = explain(RecipientFailure(recipient=recipient, status=status, action="delayed",
+                                       diagnostic=text),
+                      queued_for=timedelta(seconds=queued_for))
+    return f"{what} ({' '.join(text.split())})"
+
+
+def describe(entry: QueueEntry, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    waiting = [r for r in entry.recipients if r.status == "pending"]
+    rcpts = ",".join(r.address for r in waiting) or "-"
+    if not entry.last_error:
+        why = "not tried yet"
+    else:
+        first = waiting[0].address if waiting else (entry.recipients[0].address
+                                                     if entry.recipients else "")
+        why = in_words(first, entry.last_error, now - entry.created)
+    retry = ""
+    if entry.last_error and entry.next_attempt > now:
+        retry = f"; next try in {age(entry.next_attempt - now)}"
+    return (f"{entry.id}\t{age(now - entry.created)}\t{entry.sender or '<>'}\t{rcpts}\t"
+            f"{why}{retry}")
