@@ -30,11 +30,16 @@ def _domain(raw: str) -> str:
         raise AccountError(f"malformed domain {raw!r}: {e}") from None
 
 
-def _password(pw: str | None) -> str:
+def check_password(pw: str | None) -> None:
+    """Refuse a password no one means to set (AccountError)."""
     if pw is None or pw == "":
         raise AccountError("the password is empty")
     if pw != pw.strip():
         raise AccountError("the password starts or ends with a space; that is almost always a mistake")
+
+
+def _password(pw: str | None) -> str:
+    check_password(pw)
     return hash_password(pw)
 
 

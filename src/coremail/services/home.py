@@ -11,7 +11,7 @@ from ..config import CONFIG_RELATIVE, build_settings
 from ..mail.address import AddressError, normalise_domain
 from ..proto.tls import make_self_signed
 from ..store import open_store
-from .accounts import AccountError, Accounts
+from .accounts import AccountError, Accounts, check_password
 from .passwords import generate_password
 
 PRIVILEGED = dict(smtp=25, submission=587, smtps=465, pop3=110, pop3s=995, imap=143,
@@ -118,6 +118,8 @@ def init_home(home: Path, domain: str, hostname: str | None = None,
     hostname = hostname or f"mail.{domain}"
     if admin_password is not None and not admin_password:
         raise AccountError("the admin password is empty")
+    if admin_password is not None:
+        check_password(admin_password)  # now: once data/ exists, init refuses to run again
     if privileged is None:
         privileged = can_bind_privileged()
     ports = PRIVILEGED if privileged else UNPRIVILEGED
