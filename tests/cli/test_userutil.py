@@ -101,11 +101,13 @@ def test_add_refusals(cli, accounts):
     assert [u.address for u in accounts().store.list_users()] == ["admin@example.test"]
 
 
-def test_unknown_user(cli):
-    for r in cli.start_many("userutil",
-                            ("passwd", "ghost@example.test", "--password", "pw"),
-                            ("del", "ghost@example.test")):
-        refused(r, "no such user: ghost@example.test")
+def test_unknown_user_and_domain(cli):
+    passwd, delete, listing = cli.start_many(
+        "userutil", ("passwd", "ghost@example.test", "--password", "pw"),
+        ("del", "ghost@example.test"), ("list", "nowhere.test"))
+    refused(passwd, "no such user: ghost@example.test")
+    refused(delete, "no such user: ghost@example.test")
+    refused(listing, "nowhere.test is not a local domain")
 
 
 def test_admin_grant_and_revoke(cli, accounts):
