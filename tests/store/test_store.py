@@ -12,7 +12,6 @@ from sqlalchemy import text
 
 from coremail.store.interfaces import (
     AlreadyExists,
-    BlobRef,
     Delivered,
     Delivery,
     NotFound,
