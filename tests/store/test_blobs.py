@@ -35,7 +35,7 @@ def test_write_and_read(bs):
     assert bs.read(ref.id) == b"Subject: x\r\n\r\nbody\r\n"
     with bs.open(ref.id) as f:
         assert f.read(7) == b"Subject"
-    assert bs.path(ref.id).parent.name == ref.id[-2:]
+    assert bs.path(ref.id).name == ref.id and bs.path(ref.id).parent.parent == bs.root
     assert list(bs.tmp.iterdir()) == []
 
 
