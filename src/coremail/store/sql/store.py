@@ -391,6 +391,25 @@ class SqlStore(QueueLeases):
         with self._read() as c:
             return [self._message(r, with_meta) for r in c.execute(q)]
 
+    def message_index(self, folder_id: int, *, changed_since: int = 0) -> list[tuple]:
+        """(uid, flags text, modseq, size, internaldate, blob_id) per message in
+        uid order, no meta: what IMAP keeps of a selected folder (100,000 rows
+        load in a fraction of a second). changed_since: only rows above that modseq."""
+        m = t.messages
+        q = select(m.c.uid, m.c.flags, m.c.modseq, m.c.size, m.c.internaldate, m.c.blob_id).where(
+            m.c.folder_id == folder_id)
+        if changed_since:
+            q = q.where(m.c.modseq > changed_since)
+        with self._read() as c:
+            return [tuple(r) for r in c.execute(q.order_by(m.c.uid))]
+
+    def message_uids(self, folder_id: int) -> list[int]:
+        """The folder's uids in order (IMAP finds expunges by another session with it)."""
+        m = t.messages
+        with self._read() as c:
+            return list(c.execute(select(m.c.uid).where(m.c.folder_id == folder_id)
+                                  .order_by(m.c.uid)).scalars())
+
     def get_messages(self, folder_id: int, uids: Sequence[int]) -> list[Message]:
         out: list[Message] = []
         with self._read() as c:

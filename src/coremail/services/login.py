@@ -1,0 +1,155 @@
+"""Login for the mail-access protocols (POP3, IMAP): SASL PLAIN decoding, the
+per-IP throttle of failed logins, and a short-lived cache of verified
+credentials. Moved here from pop3d/auth.py so IMAP shares it.
+
+Throttle: each failure appends a timestamp to DIR/run/authfail/<service>-<ip>, so
+every worker process counts the same failures. After `limits.auth_failures`
+within `limits.auth_window`, logins from that address are refused without
+checking the password until the oldest of those failures leaves the window.
+
+Cache: POP3 and IMAP clients poll every few minutes with the same password, and each
+argon2 check costs tens of milliseconds of CPU. After a successful check we
+keep HMAC(process secret, login, password, stored hash) for a few minutes; a
+later login with the same password against the same stored hash is accepted
+without argon2. A password change alters the stored hash and so misses the
+cache; a disabled user is refused because the user row is read every time.
+No password is kept in memory.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+
+from ..mail.address import AddressError, login_address
+from ..store.interfaces import Store, User
+from .accounts import Accounts
+
+
+class SaslError(Exception):
+    pass
+
+
+def decode_plain(b64: str) -> tuple[str, str]:
+    """RFC 4616 PLAIN: base64 of authzid NUL authcid NUL password. Returns
+    (login, password); an authzid other than the login is refused (no proxy logins)."""
+    try:
+        raw = base64.b64decode(b64.strip(), validate=True)
+        authzid, authcid, password = raw.decode("utf-8").split("\0")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise SaslError("malformed PLAIN response") from None
+    if not authcid or not password:
+        raise SaslError("malformed PLAIN response")
+    if authzid and authzid != authcid:
+        raise SaslError("logging in as another user is not allowed")
+    return authcid, password
+
+
+class FailureThrottle:
+    def __init__(self, directory: Path, service: str = "pop3"):
+        self.dir = Path(directory)
+        self.service = service
+
+    def _path(self, ip: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in ".-" else "_" for c in ip)
+        return self.dir / f"{self.service}-{safe}"
+
+    def _recent(self, ip: str, window: float, now: float) -> list[float]:
+        try:
+            text = self._path(ip).read_text()
+        except (FileNotFoundError, OSError):
+            return []
+        out = []
+        for line in text.split():
+            try:
+                t = float(line)
+            except ValueError:
+                continue
+            if now - t < window:
+                out.append(t)
+        return out
+
+    def blocked_for(self, ip: str, limit: int, window: float) -> float:
+        """Seconds this address must still wait; 0 when it may try."""
+        now = time.time()
+        recent = self._recent(ip, window, now)
+        if len(recent) < limit:
+            return 0.0
+        recent.sort()
+        return max(1.0, recent[-limit] + window - now)
+
+    def record_failure(self, ip: str, window: float) -> None:
+        now = time.time()
+        path = self._path(ip)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            recent = self._recent(ip, window, now)
+            if len(recent) > 64:  # keep the file short: rewrite without stale entries
+                tmp = path.with_name(path.name + f".{os.getpid()}")
+                tmp.write_text("".join(f"{t:.3f}\n" for t in recent[-64:]))
+                os.replace(tmp, path)
+            with open(path, "a") as f:  # one small O_APPEND write: safe across processes
+                f.write(f"{now:.3f}\n")
+        except OSError:
+            pass  # a throttle that cannot write must never stop logins for everyone
+
+
+class LoginCache:
+    def __init__(self, ttl: float = 300.0, max_entries: int = 10_000):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._key = secrets.token_bytes(32)
+        self._seen: dict[int, tuple[bytes, float]] = {}
+
+    def _digest(self, login: str, password: str, user: User) -> bytes:
+        msg = "\0".join((login, password, user.password_hash)).encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, msg, hashlib.sha256).digest()
+
+    def hit(self, login: str, password: str, user: User) -> bool:
+        got = self._seen.get(user.id)
+        if got is None or got[1] < time.monotonic():
+            return False
+        return hmac.compare_digest(got[0], self._digest(login, password, user))
+
+    def remember(self, login: str, password: str, user: User) -> None:
+        if len(self._seen) >= self.max_entries:
+            self._seen.clear()
+        self._seen[user.id] = (self._digest(login, password, user), time.monotonic() + self.ttl)
+
+
+class Authenticator:
+    """Everything a login needs, in one blocking call (run it in a thread)."""
+
+    def __init__(self, store: Store, throttle: FailureThrottle, cache: LoginCache | None):
+        self.store = store
+        self.throttle = throttle
+        self.cache = cache
+
+    def login(self, login: str, password: str, ip: str, *, domain: str, limit: int,
+              window: float) -> tuple[User | None, float]:
+        """(user, 0) on success; (None, 0) for wrong credentials or a disabled
+        user; (None, seconds) when the address is throttled."""
+        wait = self.throttle.blocked_for(ip, limit, window)
+        if wait:
+            return None, wait
+        user = None
+        if self.cache is not None:
+            try:
+                a = login_address(login, domain)
+                user = self.store.get_user(a.key)
+            except AddressError:
+                user = None
+            if user is not None and user.enabled and self.cache.hit(login, password, user):
+                return user, 0.0
+        user = Accounts(self.store, domain).authenticate(login, password)
+        if user is None:
+            self.throttle.record_failure(ip, window)
+            return None, 0.0
+        if self.cache is not None:
+            self.cache.remember(login, password, user)
+        return user, 0.0
