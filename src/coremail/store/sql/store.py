@@ -261,6 +261,19 @@ class SqlStore(QueueLeases):
             r = c.execute(select(t.folders).where(t.folders.c.id == folder_id)).first()
         return self._folder(r) if r else None
 
+    def folder_versions(self, folder_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """folder id -> (highestmodseq, uidnext) for many folders in one query:
+        how IMAP sessions in IDLE notice changes made by other processes."""
+        f = t.folders
+        out: dict[int, tuple[int, int]] = {}
+        ids = list(folder_ids)
+        with self._read() as c:
+            for i in range(0, len(ids), 500):
+                for r in c.execute(select(f.c.id, f.c.highestmodseq, f.c.uidnext)
+                                   .where(f.c.id.in_(ids[i:i + 500]))):
+                    out[r.id] = (int(r.highestmodseq), int(r.uidnext))
+        return out
+
     def create_folder(self, user_id: int, name: str, special_use: str | None = None) -> Folder:
         try:
             with self._write() as c:
