@@ -67,7 +67,8 @@ def inbox(home: Path) -> list[bytes]:
 
 def final_blobs(home: Path) -> set[str]:
     root = home / "data" / "blobs"
-    return {p.name for p in root.glob("??/*")}
+    return {p.name for d in root.iterdir() if d.is_dir() and d.name != "tmp"
+            for p in d.iterdir()}
 
 
 def test_kill_mid_data_and_after_250(home):

@@ -602,3 +602,19 @@ def test_duplicate_queue_id_refused(store):
         store.enqueue(queue_id="DUP", blob=b, sender="a@example.test",
                       recipients=["y@remote.test"])
     assert [r.address for r in store.queue_get("DUP").recipients] == ["x@remote.test"]
+
+
+def test_one_batch_for_several_users_and_a_quota_reached_midway(store):
+    """A group commit charges each user once, but a quota reached inside the
+    batch refuses exactly the messages that do not fit, in order."""
+    small = add_user(store, "small", quota=250)
+    big = add_user(store, "big")
+    blobs = [store.blobs.write(b"x" * 100) for _ in range(3)]
+    got = store.deliver([Delivery(small.id, b) for b in blobs]
+                        + [Delivery(big.id, b) for b in blobs]
+                        + [Delivery(big.id, blobs[0], folder="Nope")])
+    assert [type(r) for r in got] == [Delivered, Delivered, QuotaExceeded,
+                                      Delivered, Delivered, Delivered, NotFound]
+    assert [r.uid for r in got[:2]] == [1, 2] and [r.uid for r in got[3:6]] == [1, 2, 3]
+    assert usage(store, small) == (200, 2) and usage(store, big) == (300, 3)
+    assert len({r.message_id for r in got if isinstance(r, Delivered)}) == 5

@@ -354,37 +354,71 @@ class SqlStore(QueueLeases):
     def deliver(self, deliveries: Sequence[Delivery]) -> list[Delivered | StoreError]:
         """Commit a batch of deliveries in one transaction (group commit).
         Blobs must already be durable. Per delivery: a Delivered, or the
-        StoreError (QuotaExceeded, NotFound) that refused it."""
-        results: list[Delivered | StoreError] = []
+        StoreError (QuotaExceeded, NotFound) that refused it. The statements
+        are per user and per folder, not per message: a batch of twenty
+        messages for one mailbox is four statements."""
+        results: list[Delivered | StoreError | None] = [None] * len(deliveries)
+        if not deliveries:
+            return []
         now = time.time()
+        f, m = t.folders, t.messages
+        names = ["INBOX" if d.folder.upper() == "INBOX" else d.folder for d in deliveries]
         with self._write() as c:
-            for d in deliveries:
-                results.append(self._deliver_one(c, d, now))
-        return results
+            fmap = {(r.user_id, r.name): r.id for r in c.execute(
+                select(f.c.id, f.c.user_id, f.c.name).where(
+                    f.c.user_id.in_({d.user_id for d in deliveries}), f.c.name.in_(set(names))))}
+            by_user: dict[int, list[int]] = {}
+            for i, d in enumerate(deliveries):
+                if (d.user_id, names[i]) in fmap:
+                    by_user.setdefault(d.user_id, []).append(i)
+                else:
+                    results[i] = NotFound(f"the folder {names[i]} does not exist")
+            accepted: list[int] = []
+            for user_id, idxs in by_user.items():
+                ds = [deliveries[i] for i in idxs]
+                if self._charge(c, user_id, sum(d.blob.size for d in ds), len(ds),
+                                any(d.check_quota for d in ds)):
+                    accepted.extend(idxs)
+                    continue
+                for i, d in zip(idxs, ds):  # not all fit: take them one by one, in order
+                    if self._charge(c, user_id, d.blob.size, 1, d.check_quota):
+                        accepted.append(i)
+                    else:
+                        results[i] = QuotaExceeded("the recipient's mailbox is full")
+            by_folder: dict[int, list[int]] = {}
+            for i in sorted(accepted):
+                by_folder.setdefault(fmap[(deliveries[i].user_id, names[i])], []).append(i)
+            rows, order = [], []
+            for fid, idxs in by_folder.items():
+                top = c.execute(update(f).where(f.c.id == fid).values(
+                    uidnext=f.c.uidnext + len(idxs), highestmodseq=f.c.highestmodseq + 1)
+                    .returning(f.c.uidnext, f.c.highestmodseq)).one()
+                first = int(top.uidnext) - len(idxs)
+                for k, i in enumerate(idxs):
+                    d = deliveries[i]
+                    rows.append(dict(
+                        user_id=d.user_id, folder_id=fid, uid=first + k, blob_id=d.blob.id,
+                        size=d.blob.size, internaldate=d.internaldate or now,
+                        flags=_flags_text(d.flags), modseq=int(top.highestmodseq),
+                        meta=json.dumps(d.meta, separators=(",", ":"))
+                        if d.meta is not None else None))
+                    order.append(i)
+            if rows:
+                got = c.execute(insert(m).returning(m.c.id, m.c.folder_id, m.c.uid,
+                                                    sort_by_parameter_order=True), rows).all()
+                for i, r in zip(order, got):
+                    results[i] = Delivered(r.id, r.folder_id, int(r.uid))
+        return results  # type: ignore[return-value]
 
-    def _deliver_one(self, c: Connection, d: Delivery, now: float) -> Delivered | StoreError:
-        u, f = t.users, t.folders
-        fname = "INBOX" if d.folder.upper() == "INBOX" else d.folder
-        frow = c.execute(select(f.c.id).where(f.c.user_id == d.user_id, f.c.name == fname)).first()
-        if frow is None:
-            return NotFound(f"the folder {fname} does not exist")
-        charge = update(u).where(u.c.id == d.user_id).values(
-            used_bytes=u.c.used_bytes + d.blob.size, used_messages=u.c.used_messages + 1)
-        if d.check_quota:
-            charge = charge.where(or_(u.c.quota == 0, u.c.used_bytes + d.blob.size <= u.c.quota))
-        if c.execute(charge).rowcount == 0:
-            return QuotaExceeded("the recipient's mailbox is full")
-        row = c.execute(update(f).where(f.c.id == frow.id)
-                        .values(uidnext=f.c.uidnext + 1, highestmodseq=f.c.highestmodseq + 1)
-                        .returning(f.c.uidnext, f.c.highestmodseq)).one()
-        uid = int(row.uidnext) - 1
-        mid = c.execute(insert(t.messages).values(
-            user_id=d.user_id, folder_id=frow.id, uid=uid, blob_id=d.blob.id, size=d.blob.size,
-            internaldate=d.internaldate or now, flags=_flags_text(d.flags),
-            modseq=int(row.highestmodseq),
-            meta=json.dumps(d.meta, separators=(",", ":")) if d.meta is not None else None,
-        )).inserted_primary_key[0]
-        return Delivered(mid, frow.id, uid)
+    @staticmethod
+    def _charge(c: Connection, user_id: int, size: int, count: int, check: bool) -> bool:
+        """Add to the user's usage; with check, only if it stays within the quota."""
+        u = t.users
+        q = update(u).where(u.c.id == user_id).values(
+            used_bytes=u.c.used_bytes + size, used_messages=u.c.used_messages + count)
+        if check:
+            q = q.where(or_(u.c.quota == 0, u.c.used_bytes + size <= u.c.quota))
+        return c.execute(q).rowcount > 0
 
     _msg_cols = (t.messages.c.id, t.messages.c.folder_id, t.messages.c.uid,
                  t.messages.c.blob_id, t.messages.c.size, t.messages.c.internaldate,
