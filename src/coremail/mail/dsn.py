@@ -111,6 +111,8 @@ def _kind(status: str, diagnostic: str) -> str:
         return "no_domain"
     if code == "1.1":
         return "user_unknown"
+    if code == "4.6" or "forwarding loop" in text:
+        return "loop"
     if code == "2.2":
         return "mailbox_full"
     if code in ("3.4", "2.3"):
@@ -169,6 +171,11 @@ def explain(failure: RecipientFailure, *, queued_for: timedelta | None = None) -
                 "(it publishes a \"null MX\" record).")
         todo = ("No one can receive mail at this domain. Check the address, or reach "
                 "the person another way." + hint_words)
+    elif kind == "loop":
+        what = ("The message was going round in a circle: the recipient's forwarding or "
+                "aliases keep sending it back, so it was stopped.")
+        todo = ("Tell the recipient another way that their mail forwarding points back "
+                "to itself; their mail administrator can fix it.")
     elif kind == "mailbox_full":
         what = "The recipient's mailbox is full, so their server could not store your message."
         todo = ("Only the recipient can fix this by making room. Try again later, or let "
