@@ -21,6 +21,7 @@ from .session import Pop3Session
 
 class Pop3Service:
     min_idle_timeout = 600.0
+    lock_wait = 3.0  # seconds a login waits for another session's maildrop lock
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -29,7 +30,7 @@ class Pop3Service:
         self.tracker = SessionTracker()
         run = ctx.home / "run"
         self.lock_dir = run / "locks"
-        self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"), LoginCache())
+        self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"), LoginCache(ttl=900.0))
         self.sizes = SizeCache()
         self.servers: list[asyncio.AbstractServer] = []
         self._tls_error: str | None = None

@@ -240,9 +240,7 @@ class Pop3Session(asyncio.Protocol):
     def _finish(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
-        if self.lock is not None:
-            self.lock.release()
-            self.lock = None
+        self._release()
         self.svc.tracker.remove(self, self.ip)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
@@ -251,6 +249,11 @@ class Pop3Session(asyncio.Protocol):
                           tls="yes" if self.tls else "no", retrieved=self.retrieved,
                           deleted=self.deleted, bytes=self.bytes_out, outcome=self.outcome,
                           secs=f"{time.monotonic() - self.started:.3f}")
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     # ------------------------------------------------------------ stop and idle
     def _say_shutdown(self) -> None:
@@ -366,12 +369,20 @@ class Pop3Session(asyncio.Protocol):
             self._err("[AUTH] wrong user name or password")
             return
         lock = MaildropLock(self.svc.lock_dir, user.id)
-        try:
-            lock.acquire()
-        except LockBusy:
-            self.login_name = None
-            self._err("[IN-USE] the mailbox is open in another POP3 session; try again later")
-            return
+        # A client that reconnects right after QUIT, or two polls racing,
+        # should not fail: wait a moment for the other session to end.
+        deadline = self.loop.time() + self.svc.lock_wait
+        while True:
+            try:
+                lock.acquire()
+                break
+            except LockBusy:
+                if self.loop.time() >= deadline or self.closing or self._lost:
+                    self.login_name = None
+                    self._err("[IN-USE] the mailbox is open in another POP3 session; "
+                              "try again later")
+                    return
+                await asyncio.sleep(0.05)
         try:
             drop = await asyncio.to_thread(Maildrop.load, self.svc.store, user.id, self.svc.sizes)
         except Exception:
@@ -424,6 +435,7 @@ class Pop3Session(asyncio.Protocol):
             self._err("[SYS/TEMP] some deleted messages could not be removed")
             return
         self.deleted = removed
+        self._release()  # before the goodbye: the client may reconnect at once
         self._ok(f"coremail POP3 server signing off ({removed} messages deleted)")
 
     # ------------------------------------------------------------ transaction
