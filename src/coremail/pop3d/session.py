@@ -78,7 +78,9 @@ class Pop3Session(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         peer = transport.get_extra_info("peername")
-        self.ip = peer[0] if peer else "?"
+        self.ip = str(peer[0]) if peer else "?"
+        if self.ip.startswith("::ffff:"):  # an IPv4 client on a dual-stack socket
+            self.ip = self.ip[7:]
         count = self.svc.tracker.add(self, self.ip)
         self.task = self.loop.create_task(self._run(count))
 
