@@ -1,0 +1,213 @@
+"""FETCH and the message data it returns (RFC 3501 6.4.5 and 7.4.2).
+
+Flags, UIDs, sizes, dates and modseqs come from the in-memory mailbox;
+ENVELOPE and BODYSTRUCTURE from the summary stored at delivery (mail/mime.py),
+never from a re-parse; message octets straight from the blob file, small ones
+read inline, big ones streamed in chunks from a thread so the loop never waits
+on the disk for long. BODY.PEEK leaves \\Seen alone; BODY[] sets it.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from ..mail.mime import decoded_body, render_bodystructure, render_envelope, section_bytes, summarize
+from .parser import Fetch, FetchAtt, format_flags, imap_date
+
+if TYPE_CHECKING:
+    from .session import ImapSession
+
+INLINE_MAX = 256 * 1024
+CHUNK = 256 * 1024
+_META_ITEMS = frozenset(("ENVELOPE", "BODYSTRUCTURE", "BODY"))
+_RAW_ITEMS = frozenset(("RFC822", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE"))
+_UNSUPPORTED = frozenset(("EMAILID", "THREADID", "SAVEDATE"))
+
+
+class FetchRefused(Exception):
+    pass
+
+
+def _read(path) -> bytes:
+    with open(path, "rb", buffering=0) as f:
+        return f.readall()
+
+
+def _needs(att: FetchAtt) -> tuple[bool, bool]:
+    """(needs the summary, needs the octets) for one item."""
+    if att.name in ("BODY", "BINARY", "BINARY.SIZE") and att.section is not None:
+        whole = att.name == "BODY" and not att.section.part and att.section.text is None
+        return not whole, True
+    if att.name in _META_ITEMS:
+        return True, False
+    if att.name in ("RFC822.HEADER", "RFC822.TEXT"):
+        return True, True
+    return False, att.name == "RFC822"
+
+
+def _sets_seen(att: FetchAtt) -> bool:
+    if att.name in ("RFC822", "RFC822.TEXT"):
+        return True
+    return att.name in ("BODY", "BINARY") and att.section is not None and not att.peek
+
+
+def _literal(data: bytes) -> list:
+    return [b"{%d}\r\n" % len(data), data]
+
+
+def _partial(att: FetchAtt, data: bytes) -> bytes:
+    if att.partial is None:
+        return data
+    origin, length = att.partial
+    return data[origin:origin + length]
+
+
+async def fetch(s: "ImapSession", tag: str, args: Fetch, uid: bool) -> None:
+    mb = s.mailbox
+    positions = mb.resolve(args.seqset, uid)
+    if positions is None:
+        s.send(f"{tag} BAD No such message (the mailbox has {len(mb)})\r\n".encode())
+        return
+    items = list(args.items)
+    for att in items:
+        if att.name in _UNSUPPORTED:
+            s.send(f"{tag} BAD FETCH {att.name} is not supported\r\n".encode())
+            return
+    names = {a.name for a in items}
+    if uid and "UID" not in names:
+        items.insert(0, FetchAtt("UID"))
+    condstore = s.condstore or args.changedsince is not None or "MODSEQ" in names
+    if args.changedsince is not None:
+        s.enable_condstore()
+        positions = [i for i in positions if mb.modseqs[i] > args.changedsince]
+        if "MODSEQ" not in names:
+            items.append(FetchAtt("MODSEQ"))
+    elif "MODSEQ" in names:
+        s.enable_condstore()
+    need_meta = need_raw = False
+    for att in items:
+        m, r = _needs(att)
+        need_meta |= m
+        need_raw |= r
+    # \Seen first, in one store call, so the responses can carry the new flags
+    seen_changed: set[int] = set()
+    if not mb.readonly and any(_sets_seen(a) for a in items):
+        todo = [mb.uids[i] for i in positions if "\\Seen" not in mb.flags[i]]
+        if todo:
+            changed = await s.run(s.store.set_flags, mb.folder_id, todo, frozenset({"\\Seen"}), "add")
+            for msg in changed:
+                mb.set_flags(msg.uid, msg.flags, msg.modseq)
+                seen_changed.add(msg.uid)
+            if "FLAGS" not in names:
+                items.append(FetchAtt("FLAGS"))  # only rendered for the changed ones below
+    flags_asked = "FLAGS" in names
+    for start in range(0, len(positions), 200):
+        batch = positions[start:start + 200]
+        metas: dict[int, dict | None] = {}
+        if need_meta:
+            uids = [mb.uids[i] for i in batch]
+            for msg in await s.run(s.store.get_messages, mb.folder_id, uids):
+                metas[msg.uid] = msg.meta
+        for i in batch:
+            if i >= len(mb.uids):
+                continue
+            u = mb.uids[i]
+            await _one(s, mb, i, u, items, metas.get(u), need_meta, need_raw, flags_asked or u in seen_changed,
+                       condstore)
+
+
+async def _one(s, mb, i: int, u: int, items, meta, need_meta: bool, need_raw: bool, want_flags: bool,
+               condstore: bool) -> None:
+    raw = None
+    size = mb.sizes[i]
+    path = s.store.blobs.path(mb.blobs[i])
+    whole_only = need_raw and not need_meta and all(
+        a.name not in _RAW_ITEMS or a.name == "RFC822" for a in items) and all(
+        a.partial is None for a in items if a.section is not None)
+    stream = whole_only and size > INLINE_MAX
+    if need_raw and not stream:
+        try:
+            raw = _read(path) if size <= INLINE_MAX else await s.run(_read, path)
+        except OSError:
+            s.log.error("imap.blob_missing", sid=s.sid, uid=u, blob=mb.blobs[i])
+            raw = b""
+    if need_meta and meta is None:
+        if raw is None:
+            raw = await s.run(_read, path)
+        meta = await s.run(summarize, raw)
+    out: list = [b"* %d FETCH (" % (i + 1)]
+    first = True
+    for att in items:
+        name = att.name
+        if name == "FLAGS" and not want_flags:
+            continue
+        piece: list
+        if name == "UID":
+            piece = [b"UID %d" % u]
+        elif name == "FLAGS":
+            piece = [b"FLAGS " + format_flags(mb.flags[i])]
+        elif name == "INTERNALDATE":
+            from datetime import datetime, timezone
+            piece = [b"INTERNALDATE " + imap_date(datetime.fromtimestamp(mb.dates[i], timezone.utc))]
+        elif name == "RFC822.SIZE":
+            piece = [b"RFC822.SIZE %d" % size]
+        elif name == "MODSEQ":
+            piece = [b"MODSEQ (%d)" % mb.modseqs[i]]
+        elif name == "ENVELOPE":
+            piece = [b"ENVELOPE " + render_envelope(meta["envelope"])]
+        elif name == "BODYSTRUCTURE":
+            piece = [b"BODYSTRUCTURE " + render_bodystructure(meta, True)]
+        elif name == "BODY" and att.section is None:
+            piece = [b"BODY " + render_bodystructure(meta, False)]
+        elif name == "RFC822":
+            piece = [b"RFC822 "] + (_literal(raw) if not stream else [b"{%d}\r\n" % size, path])
+        elif name == "RFC822.HEADER":
+            piece = [b"RFC822.HEADER "] + _literal(section_bytes(raw, meta, "HEADER") or b"")
+        elif name == "RFC822.TEXT":
+            piece = [b"RFC822.TEXT "] + _literal(section_bytes(raw, meta, "TEXT") or b"")
+        elif name == "BODY":
+            sec = att.section
+            if stream:
+                piece = [b"BODY[] {%d}\r\n" % size, path]
+            else:
+                whole = not sec.part and sec.text is None
+                data = raw if whole else section_bytes(raw, meta, sec)
+                data = _partial(att, data or b"")
+                piece = [att.response_name().encode()] + [b" "] + _literal(data)
+        elif name == "BINARY.SIZE":
+            data = decoded_body(raw, meta, att.section.part)
+            piece = [b"BINARY.SIZE[%s] %d" % (att.section.spec().encode(), len(data or b""))]
+        elif name == "BINARY":
+            data = decoded_body(raw, meta, att.section.part) if att.section.part else raw
+            if data is None:
+                data = b""
+            data = _partial(att, data)
+            lit = b"~{%d}\r\n" % len(data) if b"\x00" in data else b"{%d}\r\n" % len(data)
+            piece = [att.response_name().encode(), b" ", lit, data]
+        else:
+            continue
+        if not first:
+            out.append(b" ")
+        first = False
+        out.extend(piece)
+    out.append(b")\r\n")
+    for chunk in out:
+        if isinstance(chunk, (bytes, bytearray)):
+            s.send(chunk)
+        else:
+            await _stream(s, chunk)
+    await s.drain()
+
+
+async def _stream(s, path) -> None:
+    """Send a big blob in chunks read in a thread, honouring write back-pressure."""
+    f = await s.run(open, path, "rb")
+    try:
+        while True:
+            chunk = await s.run(f.read, CHUNK)
+            if not chunk:
+                break
+            s.send(chunk)
+            await s.drain()
+    finally:
+        f.close()

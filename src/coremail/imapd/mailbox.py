@@ -1,0 +1,185 @@
+"""The selected mailbox as one session sees it: sequence numbers <-> UIDs,
+flags, modseqs, and the untagged updates owed to the client.
+
+Parallel lists (uids, flags, modseqs, sizes, dates, blobs) instead of an
+object per message keep 100,000 messages a few MB and a SELECT a single
+lean query (store.message_index). Identical flag sets share one frozenset.
+Changes made elsewhere (another session or process, POP3, SMTP) are found by
+comparing the folder's (highestmodseq, uidnext) and then asking only for the
+rows changed since; expunges are found by diffing the UID list.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from .parser import SequenceSet, format_flags
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+_EMPTY: frozenset[str] = frozenset()
+
+
+class FlagTable:
+    """Interns flag sets: thousands of messages with the same flags share one set."""
+
+    def __init__(self) -> None:
+        self._by_text: dict[str, frozenset[str]] = {"": _EMPTY}
+
+    def from_text(self, text: str) -> frozenset[str]:
+        got = self._by_text.get(text)
+        if got is None:
+            got = self._by_text[text] = frozenset(text.split())
+        return got
+
+    def intern(self, flags: frozenset[str]) -> frozenset[str]:
+        return self.from_text(" ".join(sorted(flags)))
+
+
+class Mailbox:
+    __slots__ = ("folder_id", "name", "readonly", "uidvalidity", "uidnext", "highestmodseq",
+                 "uids", "flags", "modseqs", "sizes", "dates", "blobs", "table", "keywords")
+
+    def __init__(self, folder, readonly: bool) -> None:
+        self.folder_id = folder.id
+        self.name = folder.name
+        self.readonly = readonly
+        self.uidvalidity = folder.uidvalidity
+        self.uidnext = folder.uidnext
+        self.highestmodseq = folder.highestmodseq
+        self.uids: list[int] = []
+        self.flags: list[frozenset[str]] = []
+        self.modseqs: list[int] = []
+        self.sizes: list[int] = []
+        self.dates: list[float] = []
+        self.blobs: list[str] = []
+        self.table = FlagTable()
+        self.keywords: set[str] = set()
+
+    # ------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, store, folder, readonly: bool) -> "Mailbox":
+        """Blocking (run in a thread): the folder's state, no meta, no blobs."""
+        mb = cls(folder, readonly)
+        mb._append_rows(store.message_index(folder.id))
+        return mb
+
+    def _append_rows(self, rows) -> None:
+        intern = self.table.from_text
+        for uid, flags, modseq, size, date, blob in rows:
+            self.uids.append(uid)
+            f = intern(flags)
+            self.flags.append(f)
+            self.modseqs.append(modseq)
+            self.sizes.append(size)
+            self.dates.append(date)
+            self.blobs.append(blob)
+            if f:
+                self.keywords.update(x for x in f if not x.startswith("\\"))
+
+    # ------------------------------------------------------------ lookup
+    def __len__(self) -> int:
+        return len(self.uids)
+
+    def index_of(self, uid: int) -> int:
+        """0-based position of a UID, or -1."""
+        i = bisect_left(self.uids, uid)
+        return i if i < len(self.uids) and self.uids[i] == uid else -1
+
+    def resolve(self, seqset: SequenceSet, uid: bool) -> list[int] | None:
+        """Positions (0-based, ascending) named by a set; None when a sequence
+        number is beyond the mailbox (RFC 3501: BAD). UIDs that do not exist are
+        ignored."""
+        n = len(self.uids)
+        if not uid:
+            if seqset.max_value(n) > n:
+                return None
+            return [s - 1 for s in seqset.iter(n)]
+        uids = self.uids
+        star = uids[-1] if uids else 0
+        out = []
+        for lo, hi in seqset.ranges(star):
+            out.extend(range(bisect_left(uids, lo), bisect_left(uids, hi + 1)))
+        return out
+
+    def flag_names(self) -> bytes:
+        return format_flags(SYSTEM_FLAGS + tuple(sorted(self.keywords)))
+
+    def permanent_flags(self) -> bytes:
+        return format_flags(SYSTEM_FLAGS + tuple(sorted(self.keywords)) + ("\\*",))
+
+    def first_unseen(self) -> int:
+        for i, f in enumerate(self.flags):
+            if "\\Seen" not in f:
+                return i + 1
+        return 0
+
+    # ------------------------------------------------------------ own changes
+    def set_flags(self, uid: int, flags: frozenset[str], modseq: int) -> int:
+        """Record a flag change this session made; returns the position or -1."""
+        i = self.index_of(uid)
+        if i >= 0:
+            f = self.table.intern(flags)
+            self.flags[i] = f
+            self.modseqs[i] = modseq
+            self.keywords.update(x for x in f if not x.startswith("\\"))
+        return i
+
+    def remove(self, uids) -> list[bytes]:
+        """Forget expunged UIDs; the EXPUNGE responses, highest position first
+        so each number is right when the client reads it."""
+        positions = sorted((i for i in map(self.index_of, uids) if i >= 0), reverse=True)
+        out = []
+        for i in positions:
+            for arr in (self.uids, self.flags, self.modseqs, self.sizes, self.dates, self.blobs):
+                del arr[i]
+            out.append(b"* %d EXPUNGE\r\n" % (i + 1))
+        return out
+
+    # ------------------------------------------------------------ others' changes
+    def changed(self, version: tuple[int, int]) -> bool:
+        return version != (self.highestmodseq, self.uidnext)
+
+    def refresh(self, store, folder, allow_expunge: bool, condstore: bool) -> list[bytes]:
+        """Blocking: bring the state up to the folder row just read, returning
+        the untagged responses (EXPUNGE, EXISTS, FETCH FLAGS) for the client.
+        Without allow_expunge (during FETCH, STORE, SEARCH) nothing is done."""
+        if not allow_expunge or not self.changed((folder.highestmodseq, folder.uidnext)):
+            return []
+        rows = store.message_index(self.folder_id, changed_since=self.highestmodseq)
+        out: list[bytes] = []
+        # every modseq bump is a changed/new row, or an expunge (which leaves
+        # none); more bumps than distinct row modseqs means something went away
+        gap = folder.highestmodseq - self.highestmodseq > len({r[2] for r in rows})
+        if gap and self.uids:
+            # a modseq no current row carries: something was expunged (or changed twice)
+            present = set(store.message_uids(self.folder_id))
+            gone = [u for u in self.uids if u not in present]
+            if gone:
+                out.extend(self.remove(gone))
+        old_top = self.uids[-1] if self.uids else 0
+        fresh = []
+        for row in rows:
+            uid = row[0]
+            if uid > old_top:
+                fresh.append(row)
+                continue
+            i = self.index_of(uid)
+            if i < 0:
+                continue
+            flags = self.table.from_text(row[1])
+            if flags is not self.flags[i] or (condstore and row[2] != self.modseqs[i]):
+                self.flags[i] = flags
+                self.modseqs[i] = row[2]
+                self.keywords.update(x for x in flags if not x.startswith("\\"))
+                extra = b" MODSEQ (%d)" % row[2] if condstore else b""
+                out.append(b"* %d FETCH (UID %d FLAGS %s%s)\r\n" % (i + 1, uid, format_flags(flags), extra))
+            else:
+                self.modseqs[i] = row[2]
+        if fresh:
+            before = set(self.keywords)
+            self._append_rows(fresh)
+            if self.keywords != before:
+                out.append(b"* FLAGS " + self.flag_names() + b"\r\n")
+            out.append(b"* %d EXISTS\r\n" % len(self.uids))
+        self.highestmodseq = folder.highestmodseq
+        self.uidnext = folder.uidnext
+        return out

@@ -1,0 +1,468 @@
+"""The IMAP connection: one `ImapSession` (an asyncio.Protocol) per client.
+
+Owns the state machine of RFC 3501 (not authenticated -> authenticated ->
+selected -> logout), the command loop over framing.CommandFramer and
+parser.parse_command, login (LOGIN, AUTHENTICATE PLAIN with SASL-IR, the
+shared throttle in services/login.py), STARTTLS, IDLE, and when untagged
+updates may be sent. Mailbox and message commands live in folders.py and
+selected.py; they raise `No`/`Bad` and return the text of the tagged OK.
+A Protocol with its own buffer rather than streams keeps an idle connection
+a few kilobytes.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import time
+from typing import TYPE_CHECKING
+
+from ..services.login import SaslError, decode_plain
+from ..store.blobs import new_id
+from ..store.interfaces import QuotaExceeded, StoreError
+from .framing import CONTINUATION, CommandFramer, ContinuationNeeded, FramedCommand, FramingError, RawLine
+from .parser import ParseError, parse_command
+
+if TYPE_CHECKING:
+    from .mailbox import Mailbox
+    from .service import ImapService
+
+NOTAUTH, AUTH, SELECTED, LOGOUT = "notauth", "auth", "selected", "logout"
+MIN_IDLE_TIMEOUT = 1800.0  # RFC 3501 5.4: at least 30 minutes
+PRE_AUTH_LITERAL = 64 * 1024
+MAX_BAD_IN_A_ROW = 100
+# commands after which EXPUNGE responses may not be sent (RFC 3501 7.4.1)
+_NO_EXPUNGE = frozenset(("FETCH", "STORE", "SEARCH"))
+
+CAPS_BASE = ("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE SPECIAL-USE "
+             "CREATE-SPECIAL-USE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS CONDSTORE ESEARCH "
+             "QUOTA QUOTA=RES-STORAGE")
+
+
+class No(Exception):
+    """A tagged NO, optionally with a response code such as TRYCREATE."""
+
+    def __init__(self, text: str, code: str | None = None, status: str = "NO") -> None:
+        super().__init__(text)
+        self.text, self.code, self.status = text, code, status
+
+
+class Bad(No):
+    def __init__(self, text: str, code: str | None = None) -> None:
+        super().__init__(text, code, "BAD")
+
+
+def is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class ImapSession(asyncio.Protocol):
+    def __init__(self, service: "ImapService", listener: str, implicit_tls: bool) -> None:
+        self.svc = service
+        self.store = service.store
+        self.log = service.log
+        self.listener = listener
+        self.loop = asyncio.get_running_loop()
+        self.sid = new_id()
+        self.tls = implicit_tls
+        self.state = NOTAUTH
+        self.transport: asyncio.Transport | None = None
+        self.ip = "?"
+        self.user = None
+        self.mailbox: Mailbox | None = None
+        self.condstore = False
+        self.idling = False
+        self.framer = CommandFramer(max_line=max(service.settings.limits.max_line_length, 8192),
+                                    max_literal=PRE_AUTH_LITERAL)
+        self.task: asyncio.Task | None = None
+        self.last = self.loop.time()
+        self.synced = 0.0
+        self.started = time.monotonic()
+        self._waiter: asyncio.Future | None = None
+        self._drain_waiter: asyncio.Future | None = None
+        self._poked = self._eof = self._lost = self._write_paused = False
+        self._timer: asyncio.TimerHandle | None = None
+        self.bad = 0
+        self.commands = 0
+
+    # ------------------------------------------------------------ transport events
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.ip = peer[0] if peer else "?"
+        count = self.svc.tracker.add(self, self.ip)
+        self.task = self.loop.create_task(self._run(count))
+
+    def data_received(self, data: bytes) -> None:
+        self.framer.receive(data)
+        self.last = self.loop.time()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self._lost = True
+        self._wake()
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def poke(self) -> None:
+        """The watcher saw this session's folder change (IDLE)."""
+        self._poked = True
+        self._wake()
+
+    # ------------------------------------------------------------ output
+    def send(self, data: bytes) -> None:
+        if not self._lost:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        while self._write_paused and not self._lost:
+            self._drain_waiter = self.loop.create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
+        if self._lost:
+            raise ConnectionResetError("client went away")
+
+    async def run(self, fn, *args):
+        return await asyncio.to_thread(fn, *args)
+
+    def enable_condstore(self) -> None:
+        if not self.condstore:
+            self.condstore = True
+
+    def capabilities(self) -> str:
+        caps = CAPS_BASE
+        if self.state == NOTAUTH:
+            if not self.tls and self.svc.tls_available():
+                caps += " STARTTLS"
+            caps += " AUTH=PLAIN" if self.plaintext_ok() else " LOGINDISABLED"
+        return caps
+
+    def plaintext_ok(self) -> bool:
+        return self.tls or is_loopback(self.ip) or self.svc.settings.policy.allow_plaintext_auth
+
+    # ------------------------------------------------------------ the loop
+    async def _run(self, from_ip: int) -> None:
+        try:
+            if from_ip > self.svc.settings.limits.max_connections_per_ip:
+                self.send(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
+                return
+            self.send(f"* OK [CAPABILITY {self.capabilities()}] coremail IMAP ready\r\n".encode())
+            self._arm_timer()
+            await self._loop()
+        except (ConnectionError, OSError):
+            pass
+        except Exception as e:  # a bug costs one session, with a trace in the log
+            self.log.error("imap.session_error", sid=self.sid, error=repr(e))
+            self.send(b"* BYE [SERVERBUG] Internal error; please reconnect\r\n")
+        finally:
+            self._finish()
+
+    async def _next(self):
+        while True:
+            ev = self.framer.next_event()
+            if ev is not None or self._lost or self._eof:
+                return ev
+            self._waiter = self.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    async def _loop(self) -> None:
+        while self.state != LOGOUT:
+            ev = await self._next()
+            if ev is None:
+                return
+            if isinstance(ev, FramedCommand):
+                await self._command(ev.raw)
+            elif isinstance(ev, ContinuationNeeded):
+                self.send(CONTINUATION)
+            elif isinstance(ev, FramingError):
+                self.send(ev.response())
+                self._count_bad()
+            elif isinstance(ev, RawLine):
+                self.send(b"* BAD Unexpected line\r\n")
+            await self.drain()
+
+    def _count_bad(self) -> None:
+        self.bad += 1
+        if self.bad >= MAX_BAD_IN_A_ROW:
+            self.send(b"* BYE Too many invalid commands\r\n")
+            self.state = LOGOUT
+
+    async def _command(self, raw: bytes) -> None:
+        try:
+            cmd = parse_command(raw)
+        except ParseError as e:
+            self.send(e.response())
+            if e.status == "BAD":
+                self._count_bad()
+            return
+        self.bad = 0
+        self.commands += 1
+        handler = _handler(cmd.name, self.state)
+        if handler is None:
+            where = {NOTAUTH: "before logging in", AUTH: "without a selected mailbox",
+                     SELECTED: "in this state"}.get(self.state, "now")
+            self.send(f"{cmd.tag} BAD {cmd.name} is not allowed {where}\r\n".encode())
+            return
+        try:
+            text = await handler(self, cmd)
+        except No as e:
+            code = f"[{e.code}] " if e.code else ""
+            text = None
+            self.send(f"{cmd.tag} {e.status} {code}{e.text}\r\n".encode())
+        except QuotaExceeded as e:
+            text = None
+            self.send(f"{cmd.tag} NO [OVERQUOTA] {e.text}\r\n".encode())
+        except StoreError as e:
+            text = None
+            self.send(f"{cmd.tag} NO [SERVERBUG] {e.text}\r\n".encode())
+        if text is None:
+            return
+        if self.mailbox is not None and cmd.name not in ("IDLE", "LOGOUT", "CLOSE", "UNSELECT"):
+            await self.sync(allow_expunge=cmd.uid or cmd.name not in _NO_EXPUNGE,
+                            force=cmd.name not in _NO_EXPUNGE)
+        self.send(f"{cmd.tag} {text}\r\n".encode())
+
+    async def sync(self, allow_expunge: bool = True, force: bool = True) -> None:
+        """Tell the client what others changed in the selected mailbox. FETCH,
+        STORE and SEARCH look at most once a second, so a client reading mail
+        one message at a time pays no query per command."""
+        mb = self.mailbox
+        if mb is None or not allow_expunge:
+            return
+        now = self.loop.time()
+        if not force and now - self.synced < 1.0:
+            return
+        self.synced = now
+        lines = await self.run(self._refresh, mb)
+        if self.mailbox is not mb:
+            return
+        for line in lines:
+            self.send(line)
+
+    def _refresh(self, mb) -> list[bytes]:
+        folder = self.store.get_folder_by_id(mb.folder_id)
+        if folder is None or folder.uidvalidity != mb.uidvalidity:
+            self.mailbox = None
+            self.state = AUTH
+            return [b"* OK [CLOSED] The selected mailbox was deleted or renamed\r\n"]
+        return mb.refresh(self.store, folder, True, self.condstore)
+
+    # ------------------------------------------------------------ timers, end
+    def _arm_timer(self) -> None:
+        timeout = max(float(self.svc.settings.limits.idle_timeout), MIN_IDLE_TIMEOUT)
+        self._timer = self.loop.call_later(timeout / 4, self._check_idle, timeout)
+
+    def _check_idle(self, timeout: float) -> None:
+        if self._lost:
+            return
+        if self.loop.time() - self.last >= timeout:
+            self.send(b"* BYE Autologout; idle for too long\r\n")
+            self.state = LOGOUT
+            self.transport.close()
+            return
+        self._timer = self.loop.call_later(timeout / 4, self._check_idle, timeout)
+
+    def shutdown(self) -> None:
+        """Graceful stop of the service: say goodbye between commands."""
+        if not self._lost:
+            self.send(b"* BYE [UNAVAILABLE] Server shutting down; please reconnect\r\n")
+            self.state = LOGOUT
+            self.transport.close()
+
+    def _finish(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.svc.watcher.discard(self)
+        self.svc.tracker.remove(self, self.ip)
+        if self.transport is not None and not self._lost:
+            self.transport.close()
+        self.log.info("imap.session", sid=self.sid, ip=self.ip, user=getattr(self.user, "address", None),
+                      commands=self.commands, secs=round(time.monotonic() - self.started, 1))
+
+    # ------------------------------------------------------------ any state
+    async def cmd_capability(self, cmd) -> str:
+        self.send(f"* CAPABILITY {self.capabilities()}\r\n".encode())
+        return "OK CAPABILITY completed"
+
+    async def cmd_noop(self, cmd) -> str:
+        return f"OK {cmd.name} completed"
+
+    async def cmd_logout(self, cmd) -> str:
+        self.send(b"* BYE coremail IMAP server logging out\r\n")
+        self.send(f"{cmd.tag} OK LOGOUT completed\r\n".encode())
+        self.state = LOGOUT
+        self.mailbox = None
+        if not self._lost:
+            self.transport.close()
+        return None  # type: ignore[return-value]
+
+    async def cmd_id(self, cmd) -> str:
+        self.send(b'* ID ("name" "coremail" "vendor" "coremail")\r\n')
+        return "OK ID completed"
+
+    async def cmd_enable(self, cmd) -> str:
+        enabled = [c for c in cmd.args.capabilities if c == "CONDSTORE"]
+        if enabled:
+            self.enable_condstore()
+        self.send(("* ENABLED" + "".join(" " + c for c in enabled) + "\r\n").encode())
+        return "OK ENABLE completed"
+
+    # ------------------------------------------------------------ not authenticated
+    async def cmd_starttls(self, cmd) -> str:
+        if self.tls:
+            raise Bad("TLS is already active")
+        if not self.svc.tls_available():
+            raise No("TLS is not available on this server")
+        self.send(f"{cmd.tag} OK Begin TLS negotiation now\r\n".encode())
+        self.framer = CommandFramer(max_line=self.framer.max_line, max_literal=PRE_AUTH_LITERAL)
+        # plaintext pipelined behind STARTTLS is dropped (the framer above is new)
+        transport = await self.loop.start_tls(self.transport, self, self.svc.tls_context(), server_side=True,
+                                              ssl_handshake_timeout=30)
+        self.transport = transport
+        self.tls = True
+        return None  # type: ignore[return-value]
+
+    async def cmd_login(self, cmd) -> str:
+        if not self.plaintext_ok():
+            raise No("Plain-text login needs TLS first (STARTTLS)", "PRIVACYREQUIRED")
+        return await self._login(cmd.args.username, cmd.args.password)
+
+    async def cmd_authenticate(self, cmd) -> str:
+        args = cmd.args
+        if args.mechanism != "PLAIN":
+            raise No(f"Mechanism {args.mechanism} is not supported; use PLAIN", "CANNOT")
+        if not self.plaintext_ok():
+            raise No("PLAIN needs TLS first (STARTTLS)", "PRIVACYREQUIRED")
+        if args.initial_response is not None:
+            b64 = base64.b64encode(args.initial_response).decode()
+        else:
+            self.send(b"+ \r\n")
+            self.framer.expect_line()
+            ev = await self._next()
+            if not isinstance(ev, RawLine):
+                raise Bad("Authentication exchange failed")
+            b64 = ev.line.strip().decode("ascii", "replace")
+            if b64 == "*":
+                raise Bad("Authentication cancelled")
+        try:
+            login, password = decode_plain(b64 or "")
+        except SaslError as e:
+            raise Bad(f"Invalid PLAIN response: {e}") from None
+        return await self._login(login, password)
+
+    async def _login(self, login: str, password: str) -> str:
+        s = self.svc.settings
+        user, wait = await self.run(lambda: self.svc.auth.login(
+            login, password, self.ip, domain=s.server.domain, limit=s.limits.auth_failures,
+            window=float(s.limits.auth_window)))
+        if wait:
+            self.log.info("imap.login_throttled", sid=self.sid, ip=self.ip)
+            raise No(f"Too many failed logins from your address; try again in {int(wait)} s", "UNAVAILABLE")
+        if user is None:
+            self.log.info("imap.login_failed", sid=self.sid, ip=self.ip, login=login[:100])
+            await asyncio.sleep(0.2)
+            raise No("Wrong user name or password", "AUTHENTICATIONFAILED")
+        self.user = user
+        self.state = AUTH
+        self.framer.max_literal = int(s.limits.max_message_size)
+        self.framer.max_command = self.framer.max_literal + 16 * self.framer.max_line
+        self.log.info("imap.login", sid=self.sid, ip=self.ip, user=user.address)
+        return f"OK [CAPABILITY {self.capabilities()}] Logged in"
+
+    # ------------------------------------------------------------ IDLE
+    async def cmd_idle(self, cmd) -> str:
+        self.send(b"+ idling\r\n")
+        self.framer.expect_line()
+        self.idling = True
+        self.svc.watcher.add(self)
+        try:
+            await self.sync()
+            while True:
+                ev = self.framer.next_event()
+                if ev is None:
+                    if self._lost or self._eof:
+                        raise ConnectionResetError("client went away")
+                    self._waiter = self.loop.create_future()
+                    try:
+                        await self._waiter
+                    finally:
+                        self._waiter = None
+                    if self._poked:
+                        self._poked = False
+                        await self.sync()
+                        await self.drain()
+                    continue
+                if isinstance(ev, RawLine) and ev.line.strip().upper() == b"DONE":
+                    break
+                raise Bad("Expected DONE to end IDLE")
+        finally:
+            self.idling = False
+            self.svc.watcher.discard(self)
+        return "OK IDLE terminated"
+
+
+_ANY = (NOTAUTH, AUTH, SELECTED)
+_AUTHED = (AUTH, SELECTED)
+_TABLE: dict = {}
+
+
+def _build_table() -> None:
+    from . import folders, selected
+
+    S = ImapSession
+    _TABLE.update({
+        "CAPABILITY": (_ANY, S.cmd_capability), "NOOP": (_ANY, S.cmd_noop), "LOGOUT": (_ANY, S.cmd_logout),
+        "ID": (_ANY, S.cmd_id), "STARTTLS": ((NOTAUTH,), S.cmd_starttls), "LOGIN": ((NOTAUTH,), S.cmd_login),
+        "AUTHENTICATE": ((NOTAUTH,), S.cmd_authenticate), "ENABLE": (_AUTHED, S.cmd_enable),
+        "IDLE": (_AUTHED, S.cmd_idle),
+        "SELECT": (_AUTHED, folders.select), "EXAMINE": (_AUTHED, folders.select),
+        "CREATE": (_AUTHED, folders.create), "DELETE": (_AUTHED, folders.delete),
+        "RENAME": (_AUTHED, folders.rename), "SUBSCRIBE": (_AUTHED, folders.subscribe),
+        "UNSUBSCRIBE": (_AUTHED, folders.subscribe), "LIST": (_AUTHED, folders.list_),
+        "LSUB": (_AUTHED, folders.list_), "STATUS": (_AUTHED, folders.status),
+        "APPEND": (_AUTHED, folders.append), "NAMESPACE": (_AUTHED, folders.namespace),
+        "GETQUOTA": (_AUTHED, folders.getquota), "GETQUOTAROOT": (_AUTHED, folders.getquotaroot),
+        "CHECK": ((SELECTED,), S.cmd_noop), "CLOSE": ((SELECTED,), selected.close),
+        "UNSELECT": ((SELECTED,), selected.unselect), "EXPUNGE": ((SELECTED,), selected.expunge),
+        "SEARCH": ((SELECTED,), selected.search), "FETCH": ((SELECTED,), selected.fetch),
+        "STORE": ((SELECTED,), selected.store), "COPY": ((SELECTED,), selected.copy),
+        "MOVE": ((SELECTED,), selected.copy),
+    })  # fmt: skip
+
+
+def _handler(name: str, state: str):
+    """The method for a command in a state (the table is built on first use)."""
+    if not _TABLE:
+        _build_table()
+    entry = _TABLE.get(name)
+    if entry is None or state not in entry[0]:
+        return None
+    return entry[1]
