@@ -76,14 +76,19 @@ def normalise_domain(raw: str) -> str:
         d = d[:-1]
     if ".." in d or d.startswith("."):
         raise AddressError("the domain has an empty label (two dots in a row or a leading dot)")
-    try:
-        ascii_d = idna.encode(d, uts46=True).decode("ascii")
-    except idna.IDNAError as e:
-        raise AddressError(f"the domain {d!r} is not a valid domain name ({e})") from None
-    ascii_d = ascii_d.lower()
+    if d.isascii() and "xn--" not in d.lower():
+        ascii_d = d.lower()  # the common case: the label check below is all IDNA would do
+    else:
+        try:
+            ascii_d = idna.encode(d, uts46=True).decode("ascii").lower()
+        except idna.IDNAError as e:
+            raise AddressError(f"the domain {d!r} is not a valid domain name ({e})") from None
     if len(ascii_d) > MAX_DOMAIN:
-        raise AddressError("the domain is longer than 253 characters")
+        raise AddressError("the domain is too long (more than 253 characters)")
     for label in ascii_d.split("."):
+        if len(label) > 63:
+            raise AddressError(f"the domain label {label[:20]}... is too long "
+                               "(more than 63 characters)")
         if not _LABEL.match(label):
             raise AddressError(f"the domain label {label!r} is not allowed "
                                "(letters, digits and inner hyphens only)")

@@ -78,8 +78,11 @@ def _db_error(e: Exception) -> Verdict:
 
 
 class Committer:
-    """Collects jobs from many sessions and commits them in batches on one
-    thread, so the event loop never waits on a disk."""
+    """Collects jobs from many sessions and commits them in batches on worker
+    threads, so the event loop never waits on a disk; two batches overlap
+    (one fsyncs its blobs while the other is in its database commit)."""
+
+    PIPELINE = 2   # batches in flight: one syncs its blobs while the other commits
 
     def __init__(self, store: Store, log: Log, hostname: Callable[[], str],
                  on_partial: Callable[[Job], None] | None = None):
@@ -88,38 +91,53 @@ class Committer:
         self.log = log
         self.hostname = hostname
         self.on_partial = on_partial
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
+        self._pool = ThreadPoolExecutor(max_workers=self.PIPELINE, thread_name_prefix="commit")
         self._pending: list[tuple[Job, asyncio.Future]] = []
-        self._task: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._kick_scheduled = False
         self.batches = 0
 
     async def submit(self, job: Job) -> Verdict:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._pending.append((job, fut))
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._drain())
+        if not self._kick_scheduled:
+            self._kick_scheduled = True
+            loop.call_soon(self._kick)  # sessions finishing in this same tick join the batch
         return await fut
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(0)   # let sessions finishing in this same tick join
-        while self._pending:
+    def _kick(self) -> None:
+        self._kick_scheduled = False
+        while self._pending and len(self._tasks) < self.PIPELINE:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            jobs = [j for j, _ in batch]
-            try:
-                await loop.run_in_executor(self._pool, self.commit, jobs)
-            except Exception as e:   # commit() catches its own; this is the last guard
-                self.log.error("smtp.commit_failed", error=repr(e))
-                for j in jobs:
-                    j.verdict = j.verdict or TEMP_FAILURE
-            for j, fut in batch:
-                if not fut.done():
-                    fut.set_result(j.verdict or TEMP_FAILURE)
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if self._pending:
+            self._kick()
+
+    async def _run(self, batch: list[tuple[Job, asyncio.Future]]) -> None:
+        jobs = [j for j, _ in batch]
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self.commit, jobs)
+        except Exception as e:   # commit() catches its own; this is the last guard
+            self.log.error("smtp.commit_failed", error=repr(e))
+            for j in jobs:
+                j.verdict = j.verdict or TEMP_FAILURE
+        for j, fut in batch:
+            if not fut.done():
+                fut.set_result(j.verdict or TEMP_FAILURE)
 
     async def close(self) -> None:
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+        while self._tasks or self._pending:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            else:
+                self._kick()
+                await asyncio.sleep(0)
         self._pool.shutdown(wait=True)
 
     # ------------------------------------------------------------ on the thread

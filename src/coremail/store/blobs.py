@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +41,7 @@ class BlobStore:
         self.tmp = self.root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._dirs: set[Path] = set()   # directories known to exist (durably)
 
     def path(self, blob_id: str) -> Path:
@@ -95,12 +97,15 @@ class BlobStore:
         paths = [self.path(r.id) for r in refs]
         if not paths:
             return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync")
+        with self._pool_lock:  # made on first use: no threads before a fork
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fsync")
+        # Files and their directories are synced at once: the order between
+        # them does not matter, since nothing refers to a blob until the
+        # database commit that follows this call.
+        jobs = [(_fsync_file, p) for p in paths] + [(_fsync_dir, d) for d in {p.parent for p in paths}]
         try:
-            list(self._pool.map(_fsync_file, paths))
-            for d in {p.parent for p in paths}:
-                _fsync_dir(d)
+            list(self._pool.map(lambda job: job[0](job[1]), jobs))
         except OSError as e:
             raise _storage_error(e) from None
 
