@@ -14,7 +14,8 @@ import socket
 import ssl
 
 from ..proto.listen import ListenerSpec, SessionTracker
-from .auth import Authenticator, FailureThrottle, LoginCache
+from .auth import Authenticator, FailureThrottle
+from .logincache import SharedLoginCache
 from .maildrop import SizeCache
 from .session import Pop3Session
 
@@ -30,7 +31,8 @@ class Pop3Service:
         self.tracker = SessionTracker()
         run = ctx.home / "run"
         self.lock_dir = run / "locks"
-        self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"), LoginCache(ttl=900.0))
+        self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"),
+                                  SharedLoginCache(run / "pop3-logins", ttl=900.0))
         self.sizes = SizeCache()
         self.servers: list[asyncio.AbstractServer] = []
         self._tls_error: str | None = None
