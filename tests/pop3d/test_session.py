@@ -356,3 +356,36 @@ def test_login_cache_shared_by_workers_and_invalidated_by_password_change(pop3, 
     with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
         client(pop3)                              # old password, cached or not: refused
     client(pop3, password="new password").quit()
+
+
+def test_random_garbage_never_breaks_the_session(pop3):
+    """Random lines (hypothesis-generated) into a live, logged-in session:
+    each gets exactly one +OK/-ERR line, and the session stays usable."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    pop3.add_user(A)
+    pop3.deliver(A, msg("fuzz"))
+    pop3.settings(limits={"max_unknown_commands": 1000})
+    r = Raw(pop3.port)
+    r.cmd("USER alice")
+    assert r.cmd("PASS " + PASSWORD).startswith(b"+OK")
+    words = st.sampled_from([b"LIST", b"UIDL", b"TOP", b"DELE", b"NOOP", b"STAT", b"AUTH",
+                             b"USER", b"x", b"1", b"0", b"-1", b"99999999999", b"\xff", b" "])
+    lines = st.lists(words, max_size=4).map(b" ".join) | st.binary(max_size=40)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(lines)
+    def one(line):
+        line = line.replace(b"\r", b"").replace(b"\n", b"")
+        if line.upper().startswith((b"QUIT", b"RSET", b"RETR", b"LIST", b"UIDL")):
+            return  # those answer with several lines or end the session
+        first = r.cmd(line)
+        assert first.startswith((b"+OK", b"-ERR")), first
+        if first.startswith(b"+OK") and line.upper().startswith(b"TOP"):
+            while r.line() != b".\r\n":
+                pass
+    one()
+    assert r.cmd("RSET").startswith(b"+OK")
+    assert r.cmd("STAT").startswith(b"+OK 1 ")
+    assert r.cmd("QUIT").startswith(b"+OK")
+    assert len(pop3.inbox(A)) == 1
