@@ -69,8 +69,8 @@ def _text_of(raw: bytes, node: dict, path: list[int], out: list[str], summary: d
             data = decoded_body(raw, summary, [])
         charset = "utf-8"
         for k, v in node.get("params") or ():
-            if k == "charset":
-                charset = v
+            if k == "charset" and v.lower() not in ("us-ascii", "ascii"):
+                charset = v  # undeclared or "ASCII" 8-bit text is UTF-8 in practice
         try:
             out.append((data or b"").decode(charset, "replace"))
         except LookupError:

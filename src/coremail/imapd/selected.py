@@ -105,8 +105,7 @@ async def copy(s, cmd) -> str:
     pairs = await s.run(lambda: s.store.copy_messages(mb.folder_id, uids, dest.id, move=move))
     pairs.sort()
     src = SequenceSet.from_ints(p[0] for p in pairs)
-    new = " ".join(str(p[1]) for p in pairs) if len(pairs) < 50 else SequenceSet.from_ints(
-        p[1] for p in pairs)
+    new = SequenceSet.from_ints(p[1] for p in pairs)  # both ascending, so they pair up in order
     code = f"COPYUID {dest.uidvalidity} {src} {new}"
     s.log.info("imap.copy", sid=s.sid, user=s.user.address, move=move, src=mb.name, dest=dest.name,
                count=len(pairs))
