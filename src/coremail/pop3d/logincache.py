@@ -3,9 +3,11 @@ of one host, so a polling user costs one argon2 check per TTL instead of one
 per worker process (the kernel spreads a client's connections over workers).
 
 One file per user in a 0700 directory under DIR/run: the expiry and
-PBKDF2-SHA256(login, password, stored hash; salt = a random host key kept in
-that directory + user id). PBKDF2 makes a stolen cache file about as costly
-to attack as a SHA512-crypt hash; nothing else about the password is written.
+PBKDF2-SHA256(login, password, stored hash; salt = the service's process key
++ user id). The process key is made by the service's manager at start and
+handed to its workers in their environment; it never reaches the disk, so a
+stolen cache file cannot be attacked offline at all, and a restart of the
+service empties the cache.
 A password change alters the stored hash and so misses; disabled users are
 refused by the Authenticator before the cache is asked.
 """
@@ -18,6 +20,7 @@ import secrets
 import time
 from pathlib import Path
 
+from ..proto.listen import PROCESS_KEY_ENV
 from ..services.login import LoginCache
 from ..store.interfaces import User
 
@@ -31,21 +34,11 @@ class SharedLoginCache(LoginCache):
         self._host_key: bytes | None = None
 
     def _load_host_key(self) -> bytes:
+        key = os.environ.get(PROCESS_KEY_ENV, "")
+        if len(key) < 32:  # run outside the supervisor: this process alone
+            key = os.environ.setdefault(PROCESS_KEY_ENV, secrets.token_hex(32))
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self.dir / "host.key"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            for _ in range(100):  # another worker may be writing it right now
-                key = path.read_bytes()
-                if len(key) == 32:
-                    return key
-                time.sleep(0.01)
-            raise OSError(f"{path} is not a login cache key") from None
-        key = secrets.token_bytes(32)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-        return key
+        return key.encode()
 
     def _shared_digest(self, login: str, password: str, user: User) -> bytes:
         if self._host_key is None:
