@@ -688,6 +688,19 @@ class SqlStore(QueueLeases):
         self.blobs.delete(orphans)
         return True
 
+    def queue_delete_many(self, queue_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(queue_ids))
+        if not ids:
+            return 0
+        with self._write() as c:
+            blobs = list(c.execute(select(t.queue.c.blob_id)
+                                   .where(t.queue.c.id.in_(ids))).scalars())
+            c.execute(delete(t.queue_recipients).where(t.queue_recipients.c.queue_id.in_(ids)))
+            c.execute(delete(t.queue).where(t.queue.c.id.in_(ids)))
+            orphans = self._orphans(c, blobs)
+        self.blobs.delete(orphans)
+        return len(blobs)
+
     def queue_flush(self, now: float) -> int:
         with self._write() as c:
             return c.execute(update(t.queue).where(t.queue.c.next_attempt > now)
