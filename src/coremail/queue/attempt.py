@@ -35,11 +35,12 @@ async def run(agent: DeliverAgent, entry: QueueEntry) -> None:
     hostname = settings.server.hostname
     pending = [r.address for r in entry.recipients if r.status == "pending"]
     if not pending:  # every recipient was settled (e.g. by a replayed journal)
-        await asyncio.to_thread(store.queue_delete, entry.id)
-        agent.journal.committed(entry.id)
+        await agent.finished.done(entry.id, entry.created)
         return
+    # One hop to a thread for both blocking reads: the message and which of
+    # its domains are ours.
     try:
-        data = await asyncio.to_thread(store.blobs.read, entry.blob_id)  # type: ignore[attr-defined]
+        data, local_domains = await asyncio.to_thread(_prepare, agent, entry, pending)
     except FileNotFoundError:
         agent.log.error("queue.blob_missing", qid=entry.id, blob=entry.blob_id)
         await asyncio.to_thread(store.queue_delete, entry.id)
@@ -51,8 +52,6 @@ async def run(agent: DeliverAgent, entry: QueueEntry) -> None:
     if looped is not None:
         results = {a: looped for a in pending}
     else:
-        local_domains = await asyncio.to_thread(
-            lambda: {d for d in {_domain(a) for a in pending} if store.get_domain(d)})
         local = [a for a in pending if _domain(a) in local_domains]
         groups: dict[str, list[str]] = defaultdict(list)
         for a in pending:
@@ -64,8 +63,18 @@ async def run(agent: DeliverAgent, entry: QueueEntry) -> None:
         for got in await asyncio.gather(*jobs):
             results.update(got[0])
             forwards.update(got[1])
-    await asyncio.to_thread(_finish, agent, entry, results, forwards, data)
-    agent.journal.committed(entry.id)
+    # The common case (everything sent, nothing to forward) needs no thread:
+    # the entry joins the next group commit.
+    if forwards or any(r.state != "sent" for r in results.values()):
+        if not await asyncio.to_thread(_finish, agent, entry, results, forwards, data):
+            agent.journal.committed(entry.id)
+            return
+    await agent.finished.done(entry.id, entry.created)
+
+
+def _prepare(agent: DeliverAgent, entry: QueueEntry, pending: list[str]) -> tuple[bytes, set]:
+    data = agent.store.blobs.read(entry.blob_id)  # type: ignore[attr-defined]
+    return data, {d for d in {_domain(a) for a in pending} if agent.is_local_domain(d)}
 
 
 async def _local(agent, entry, local, data, trace):
@@ -106,7 +115,8 @@ async def _send_group(agent: DeliverAgent, entry: QueueEntry, key: str, addrs: l
                 got = await session.send(
                     target, helo=agent.ctx.settings.server.hostname, sender=entry.sender,
                     recipients=addrs, data=data, connect_timeout=float(d.connect_timeout),
-                    command_timeout=float(d.command_timeout), on_accepted=note)
+                    command_timeout=float(d.command_timeout), on_accepted=note,
+                    cache=agent.connections)
             except HostFailed as e:
                 last, last_target = e, target
                 agent.log.info("delivery", qid=entry.id, rcpt=",".join(addrs),
@@ -133,8 +143,9 @@ def _delay(entry: QueueEntry) -> str:
 
 
 def _finish(agent: DeliverAgent, entry: QueueEntry, results: dict[str, Result],
-            forwards: dict[str, list[str]], data: bytes) -> None:
-    """Blocking: record the outcome. Order matters for crash safety: the
+            forwards: dict[str, list[str]], data: bytes) -> bool:
+    """Blocking: record the outcome; True when the entry is finished and
+    goes to the group commit (scheduler's DoneBatcher). Order matters for crash safety: the
     messages this attempt creates (forwards, the bounce) are queued under ids
     fixed by the attempt before the entry itself changes, so a rerun after a
     crash finds them and makes no second copy."""
@@ -165,9 +176,7 @@ def _finish(agent: DeliverAgent, entry: QueueEntry, results: dict[str, Result],
         agent.wake()
     deferred = {a: r for a, r in results.items() if r.state == "deferred"}
     if not deferred:
-        store.queue_delete(entry.id)
-        agent.log.info("queue.done", qid=entry.id, delay=_delay(entry))
-        return
+        return True
     recips = [QueueRecipient(a, "pending" if r.state == "deferred" else r.state, r.text,
                              _attempts(entry, a) + 1) for a, r in results.items()]
     delay = retry_delay(list(settings.delivery.retry_intervals), entry.attempts)
@@ -176,6 +185,7 @@ def _finish(agent: DeliverAgent, entry: QueueEntry, results: dict[str, Result],
                        last_error=first.text)
     agent.log.info("queue.deferred", qid=entry.id, rcpt=",".join(deferred),
                    retry_in=f"{delay:.0f}", reason=first.text)
+    return False
 
 
 def _attempts(entry: QueueEntry, address: str) -> int:
