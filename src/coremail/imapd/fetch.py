@@ -8,7 +8,7 @@ on the disk for long. BODY.PEEK leaves \\Seen alone; BODY[] sets it.
 """
 from __future__ import annotations
 
-import asyncio
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from ..mail.mime import decoded_body, render_bodystructure, render_envelope, section_bytes, summarize
@@ -147,7 +147,6 @@ async def _one(s, mb, i: int, u: int, items, meta, need_meta: bool, need_raw: bo
         elif name == "FLAGS":
             piece = [b"FLAGS " + format_flags(mb.flags[i])]
         elif name == "INTERNALDATE":
-            from datetime import datetime, timezone
             piece = [b"INTERNALDATE " + imap_date(datetime.fromtimestamp(mb.dates[i], timezone.utc))]
         elif name == "RFC822.SIZE":
             piece = [b"RFC822.SIZE %d" % size]
@@ -196,7 +195,7 @@ async def _one(s, mb, i: int, u: int, items, meta, need_meta: bool, need_raw: bo
             s.send(chunk)
         else:
             await _stream(s, chunk)
-    await s.drain()
+    await s.maybe_drain()
 
 
 async def _stream(s, path) -> None:

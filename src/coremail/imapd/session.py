@@ -87,6 +87,8 @@ class ImapSession(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self.bad = 0
         self.commands = 0
+        self._out: list[bytes] = []
+        self._out_size = 0
 
     # ------------------------------------------------------------ transport events
     def connection_made(self, transport) -> None:
@@ -134,10 +136,26 @@ class ImapSession(asyncio.Protocol):
 
     # ------------------------------------------------------------ output
     def send(self, data: bytes) -> None:
-        if not self._lost:
-            self.transport.write(data)
+        """Queue output; flush() writes it in one piece (one syscall per reply)."""
+        self._out.append(data)
+        self._out_size += len(data)
+        if self._out_size >= 262144:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._out:
+            if not self._lost:
+                self.transport.write(b"".join(self._out) if len(self._out) > 1 else self._out[0])
+            self._out.clear()
+            self._out_size = 0
+
+    async def maybe_drain(self) -> None:
+        """Between messages of a FETCH: write out only when a lot is queued."""
+        if self._out_size >= 65536 or self._write_paused:
+            await self.drain()
 
     async def drain(self) -> None:
+        self.flush()
         while self._write_paused and not self._lost:
             self._drain_waiter = self.loop.create_future()
             try:
@@ -187,6 +205,7 @@ class ImapSession(asyncio.Protocol):
             ev = self.framer.next_event()
             if ev is not None or self._lost or self._eof:
                 return ev
+            self.flush()
             self._waiter = self.loop.create_future()
             try:
                 await self._waiter
@@ -285,6 +304,7 @@ class ImapSession(asyncio.Protocol):
             return
         if self.loop.time() - self.last >= timeout:
             self.send(b"* BYE Autologout; idle for too long\r\n")
+            self.flush()
             self.state = LOGOUT
             self.transport.close()
             return
@@ -294,6 +314,7 @@ class ImapSession(asyncio.Protocol):
         """Graceful stop of the service: say goodbye between commands."""
         if not self._lost:
             self.send(b"* BYE [UNAVAILABLE] Server shutting down; please reconnect\r\n")
+            self.flush()
             self.state = LOGOUT
             self.transport.close()
 
@@ -303,6 +324,7 @@ class ImapSession(asyncio.Protocol):
         self.svc.watcher.discard(self)
         self.svc.tracker.remove(self, self.ip)
         if self.transport is not None and not self._lost:
+            self.flush()
             self.transport.close()
         self.log.info("imap.session", sid=self.sid, ip=self.ip, user=getattr(self.user, "address", None),
                       commands=self.commands, secs=round(time.monotonic() - self.started, 1))
@@ -318,6 +340,7 @@ class ImapSession(asyncio.Protocol):
     async def cmd_logout(self, cmd) -> str:
         self.send(b"* BYE coremail IMAP server logging out\r\n")
         self.send(f"{cmd.tag} OK LOGOUT completed\r\n".encode())
+        self.flush()
         self.state = LOGOUT
         self.mailbox = None
         if not self._lost:
@@ -342,6 +365,7 @@ class ImapSession(asyncio.Protocol):
         if not self.svc.tls_available():
             raise No("TLS is not available on this server")
         self.send(f"{cmd.tag} OK Begin TLS negotiation now\r\n".encode())
+        self.flush()
         self.framer = CommandFramer(max_line=self.framer.max_line, max_literal=PRE_AUTH_LITERAL)
         # plaintext pipelined behind STARTTLS is dropped (the framer above is new)
         transport = await self.loop.start_tls(self.transport, self, self.svc.tls_context(), server_side=True,
@@ -410,6 +434,7 @@ class ImapSession(asyncio.Protocol):
                 if ev is None:
                     if self._lost or self._eof:
                         raise ConnectionResetError("client went away")
+                    self.flush()
                     self._waiter = self.loop.create_future()
                     try:
                         await self._waiter
