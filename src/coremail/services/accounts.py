@@ -57,7 +57,14 @@ class Accounts:
 
     # -- domains
     def add_domain(self, name: str):
-        return self._call(self.store.add_domain, _domain(name))
+        """A new local domain, with postmaster@ and abuse@ (RFC 5321 4.5.1,
+        RFC 2142) routed to the primary domain's admin when there is one."""
+        d = self._call(self.store.add_domain, _domain(name))
+        admin = f"admin@{self.primary_domain}"
+        if self.store.get_user(admin) is not None:
+            for role in ("postmaster", "abuse"):
+                self.store.add_alias(f"{role}@{d.name}", admin)
+        return d
 
     def delete_domain(self, name: str) -> None:
         self._call(self.store.delete_domain, _domain(name))

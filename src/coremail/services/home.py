@@ -137,6 +137,8 @@ def init_home(home: Path, domain: str, hostname: str | None = None,
         accounts.add_domain(domain)
         password = admin_password or generate_password()
         accounts.add_user(f"admin@{domain}", password, quota=0, name="Administrator", admin=True)
+        for role in ("postmaster", "abuse"):  # RFC 5321 4.5.1, RFC 2142
+            accounts.add_alias(f"{role}@{domain}", f"admin@{domain}")
     finally:
         store.close()
     cfg_path.write_text(text)  # last: its presence marks a finished init
