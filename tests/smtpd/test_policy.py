@@ -43,6 +43,14 @@ def test_unknown_local_user_550_511(srv):
     assert code == 550 and text.startswith(b"5.1.1") and b"nobody@example.test" in text
 
 
+def test_bare_postmaster_is_accepted(srv):
+    """RFC 5321 4.1.1.3: RCPT TO:<Postmaster> needs no domain."""
+    srv.accounts.add_alias(f"postmaster@{DOMAIN}", f"ann@{DOMAIN}")
+    for address in ("Postmaster", "postmaster"):
+        code, text = rcpt(srv, address)
+        assert code == 250, text
+
+
 @pytest.mark.parametrize("address", [
     "someone@far.test",
     f"user%far.test@{DOMAIN}",

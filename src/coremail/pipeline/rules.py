@@ -189,6 +189,9 @@ class Pipeline:
             if trick:
                 return Verdict(550, "5.7.1", f"relaying denied: {trick} is not accepted "
                                              "here"), None
+        if mailbox.strip().lower() == "postmaster":
+            # RFC 5321 4.1.1.3: a bare <Postmaster> reaches this server's postmaster.
+            mailbox = f"postmaster@{s.server.domain}"
         try:
             addr = parse_address(mailbox)
         except AddressError as e:
