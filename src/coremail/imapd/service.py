@@ -68,7 +68,9 @@ class ImapService:
         self.store = ctx.store
         self.log = ctx.log
         self.tracker = SessionTracker()
-        self.auth = Authenticator(ctx.store, FailureThrottle(ctx.home / "run" / "authfail", "imap"), LoginCache())
+        run = ctx.home / "run"
+        self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail", "imap"),
+                                  LoginCache(shared_dir=run / "logincache-imap"))
         self.watcher = IdleWatcher(ctx.store, ctx.log)
         self.servers: list[asyncio.AbstractServer] = []
         self._tls_error: str | None = None

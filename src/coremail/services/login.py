@@ -99,11 +99,22 @@ class FailureThrottle:
             pass  # a throttle that cannot write must never stop logins for everyone
 
 
+# Made once per service: the runner imports this before it forks its workers,
+# so every worker of a service holds the same key, and it is never on disk.
+_FORK_SHARED_KEY = secrets.token_bytes(32)
+
+
 class LoginCache:
-    def __init__(self, ttl: float = 300.0, max_entries: int = 10_000):
+    """With ``shared_dir``, entries are also files there (user id -> expiry and
+    HMAC), so a login checked by one worker process is a hit in its siblings:
+    the key lives only in the memory the workers inherited, so the files are
+    useless to anyone who can read them."""
+
+    def __init__(self, ttl: float = 300.0, max_entries: int = 10_000, shared_dir: Path | None = None):
         self.ttl = ttl
         self.max_entries = max_entries
-        self._key = secrets.token_bytes(32)
+        self.shared_dir = Path(shared_dir) if shared_dir is not None else None
+        self._key = _FORK_SHARED_KEY if shared_dir is not None else secrets.token_bytes(32)
         self._seen: dict[int, tuple[bytes, float]] = {}
 
     def _digest(self, login: str, password: str, user: User) -> bytes:
@@ -112,14 +123,33 @@ class LoginCache:
 
     def hit(self, login: str, password: str, user: User) -> bool:
         got = self._seen.get(user.id)
+        if (got is None or got[1] < time.monotonic()) and self.shared_dir is not None:
+            got = self._load(user.id)
         if got is None or got[1] < time.monotonic():
             return False
         return hmac.compare_digest(got[0], self._digest(login, password, user))
 
+    def _load(self, user_id: int) -> tuple[bytes, float] | None:
+        try:
+            expiry, digest = (self.shared_dir / str(user_id)).read_text().split()
+            left = float(expiry) - time.time()
+            return (bytes.fromhex(digest), time.monotonic() + left) if left > 0 else None
+        except (OSError, ValueError):
+            return None
+
     def remember(self, login: str, password: str, user: User) -> None:
         if len(self._seen) >= self.max_entries:
             self._seen.clear()
-        self._seen[user.id] = (self._digest(login, password, user), time.monotonic() + self.ttl)
+        digest = self._digest(login, password, user)
+        self._seen[user.id] = (digest, time.monotonic() + self.ttl)
+        if self.shared_dir is not None:
+            try:
+                self.shared_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                tmp = self.shared_dir / f".{user.id}.{os.getpid()}"
+                tmp.write_text(f"{time.time() + self.ttl:.0f} {digest.hex()}")
+                os.replace(tmp, self.shared_dir / str(user.id))
+            except OSError:
+                pass  # the in-process cache still works
 
 
 class Authenticator:
