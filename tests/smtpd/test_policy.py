@@ -213,7 +213,7 @@ def test_submission_requires_auth_530(srv):
 
 def test_failed_auth_throttle_454_then_421(srv):
     srv.set(limits={"auth_failures": 2, "auth_window": "1m"})
-    srv.service.handler.throttle.failures.clear()
+    srv.service.handler.throttle.clear()
     try:
         c = srv.smtp("submission", tls=True)
         for _ in range(2):
@@ -224,7 +224,7 @@ def test_failed_auth_throttle_454_then_421(srv):
         code, text = c.docmd("AUTH", "PLAIN AGFubgBzZWNyZXQtcHctMQ==")
         assert code == 421
     finally:
-        srv.service.handler.throttle.failures.clear()
+        srv.service.handler.throttle.clear()
 
 
 @pytest.mark.parametrize("address, why", [

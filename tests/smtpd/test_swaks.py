@@ -48,12 +48,12 @@ def test_swaks_tls_and_auth(srv, mode, auth):
 
 
 def test_swaks_wrong_password(srv):
-    srv.service.handler.throttle.failures.clear()
+    srv.service.handler.throttle.clear()
     r = swaks(srv, "--port", str(srv.ports["submission"]), "-tls", "--auth", "PLAIN",
               "--auth-user", f"sam@{DOMAIN}", "--auth-password", "nope",
               "--from", f"sam@{DOMAIN}", "--to", "far@away.test")
     assert r.returncode != 0 and "535 5.7.8" in r.stdout
-    srv.service.handler.throttle.failures.clear()
+    srv.service.handler.throttle.clear()
 
 
 def test_graceful_stop(tmp_path):

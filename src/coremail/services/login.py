@@ -83,6 +83,14 @@ class FailureThrottle:
         recent.sort()
         return max(1.0, recent[-limit] + window - now)
 
+    def clear(self) -> None:
+        """Forget every failure of this service (tests; an admin's reset)."""
+        for p in self.dir.glob(f"{self.service}-*"):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
     def record_failure(self, ip: str, window: float) -> None:
         now = time.time()
         path = self._path(ip)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -17,6 +16,7 @@ from ..pipeline.envelope import Client, Envelope
 from ..pipeline.rules import Pipeline
 from ..pipeline.verdict import Verdict
 from ..services.accounts import Accounts
+from ..services.login import FailureThrottle
 from ..store.blobs import new_id
 from .delivery import Committer, Job, trace_headers
 from .engine import EngineConfig, Session
@@ -33,39 +33,9 @@ class SessionState:
     messages: int = 0
 
 
-class AuthThrottle:
-    """Failed logins per client IP in a sliding window (per worker process)."""
-
-    def __init__(self) -> None:
-        self.failures: dict[str, deque[float]] = {}
-
-    def _recent(self, ip: str, window: float) -> deque[float]:
-        q = self.failures.get(ip)
-        if q is None:
-            return deque()
-        cutoff = time.monotonic() - window
-        while q and q[0] < cutoff:
-            q.popleft()
-        if not q:
-            self.failures.pop(ip, None)
-        return q
-
-    def count(self, ip: str, window: float) -> int:
-        return len(self._recent(ip, window))
-
-    def retry_after(self, ip: str, window: float) -> float:
-        q = self._recent(ip, window)
-        return (q[0] + window - time.monotonic()) if q else 0.0
-
-    def fail(self, ip: str) -> None:
-        if len(self.failures) > 100000:
-            self.failures.clear()   # a flood of addresses must not eat the memory
-        self.failures.setdefault(ip, deque()).append(time.monotonic())
-
-
 class SmtpHandler:
     def __init__(self, *, store: Any, settings: Callable[[], Settings], log: Log,
-                 tls: Any, committer: Committer, tracker: Any):
+                 tls: Any, committer: Committer, tracker: Any, throttle: FailureThrottle):
         self.store = store
         self.settings = settings
         self.log = log
@@ -75,7 +45,7 @@ class SmtpHandler:
         self.pipeline = Pipeline(store, settings)
         self.io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="smtp-io")
         self.auth_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-auth")
-        self.throttle = AuthThrottle()
+        self.throttle = throttle   # shared by the workers (files under DIR/run)
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
@@ -115,12 +85,12 @@ class SmtpHandler:
     def auth_blocked(self, session: Session) -> Verdict | None:
         s = self.settings()
         window = float(s.limits.auth_window)
-        n = self.throttle.count(session.ip, window)
-        if n < s.limits.auth_failures:
+        wait = self.throttle.blocked_for(session.ip, s.limits.auth_failures, window)
+        if not wait:
             return None
         st: SessionState = session.state
         st.auth_tries += 1
-        minutes = max(1, int(self.throttle.retry_after(session.ip, window) // 60) + 1)
+        minutes = max(1, int(wait // 60) + 1)
         if st.auth_tries > 2:
             return Verdict(421, "4.7.0", "too many failed logins from your address; "
                                          "closing the connection")
@@ -134,7 +104,7 @@ class SmtpHandler:
         user = await asyncio.get_running_loop().run_in_executor(
             self.auth_pool, accounts.authenticate, login, password)
         if user is None:
-            self.throttle.fail(session.ip)
+            self.throttle.record_failure(session.ip, float(s.limits.auth_window))
             st.log.info("smtp.auth_failed", ip=session.ip, login=login)
             return Verdict(535, "5.7.8", "authentication failed: wrong login or password")
         st.client.user = user

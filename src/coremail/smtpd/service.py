@@ -16,6 +16,7 @@ from typing import Any
 from ..proto.listen import ListenerSpec, SessionTracker
 from .delivery import Committer, bounce_partial
 from .engine import Session, SmtpProtocol
+from ..services.login import FailureThrottle
 from .handler import SmtpHandler
 
 
@@ -52,7 +53,8 @@ class SmtpService:
         self.committer = Committer(ctx.store, ctx.log, lambda: ctx.settings.server.hostname,
                                    on_partial=self._partial)
         self.handler = SmtpHandler(store=ctx.store, settings=lambda: ctx.settings, log=ctx.log,
-                                   tls=tls, committer=self.committer, tracker=self.tracker)
+                                   tls=tls, committer=self.committer, tracker=self.tracker,
+                                   throttle=FailureThrottle(ctx.home / "run" / "authfail", "smtp"))
         for name, sock in sockets.items():
             implicit = name == "smtps"
             server = await loop.create_server(
