@@ -24,10 +24,6 @@ _RAW_ITEMS = frozenset(("RFC822", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BIN
 _UNSUPPORTED = frozenset(("EMAILID", "THREADID", "SAVEDATE"))
 
 
-class FetchRefused(Exception):
-    pass
-
-
 def _read(path) -> bytes:
     with open(path, "rb", buffering=0) as f:
         return f.readall()

@@ -15,7 +15,7 @@ from ..mail.mime import summarize
 from ..store.interfaces import AlreadyExists, Delivery, NotFound, QuotaExceeded, StoreError
 from .mailbox import Mailbox
 from .parser import SequenceSet, format_mailbox
-from .session import AUTH, SELECTED, Bad, No
+from .session import AUTH, SELECTED, No
 
 SEP = "/"
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f%*]")
@@ -311,6 +311,3 @@ async def getquota(s, cmd) -> str:
     await _quota(s)
     return "OK GETQUOTA completed"
 
-
-__all__ = ["append", "create", "delete", "getquota", "getquotaroot", "list_", "namespace", "rename",
-           "select", "status", "subscribe", "Bad"]
