@@ -340,10 +340,10 @@ def test_session_log_line(pop3):
 
 
 def test_login_cache_shared_by_workers_and_invalidated_by_password_change(pop3, tmp_path):
-    from coremail.pop3d.logincache import SharedLoginCache
+    from coremail.services.login import LoginCache
     from coremail.services.accounts import Accounts
     user = pop3.add_user(A)
-    one, two = SharedLoginCache(tmp_path / "c"), SharedLoginCache(tmp_path / "c")
+    one, two = LoginCache(shared_dir=tmp_path / "c"), LoginCache(shared_dir=tmp_path / "c")
     assert not two.hit(A, PASSWORD, user)
     one.remember(A, PASSWORD, user)
     assert two.hit(A, PASSWORD, user)            # another worker, no argon2
@@ -352,7 +352,7 @@ def test_login_cache_shared_by_workers_and_invalidated_by_password_change(pop3, 
     assert PASSWORD.encode() not in b"".join(p.read_bytes() for p in (tmp_path / "c").iterdir())
     client(pop3).quit()                           # the service caches this login
     changed = Accounts(pop3.store, "example.test").set_password(A, "new password")
-    assert not SharedLoginCache(tmp_path / "c").hit(A, PASSWORD, changed)
+    assert not LoginCache(shared_dir=tmp_path / "c").hit(A, PASSWORD, changed)
     with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
         client(pop3)                              # old password, cached or not: refused
     client(pop3, password="new password").quit()

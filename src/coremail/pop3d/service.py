@@ -14,8 +14,7 @@ import socket
 import ssl
 
 from ..proto.listen import ListenerSpec, SessionTracker
-from .auth import Authenticator, FailureThrottle
-from .logincache import SharedLoginCache
+from ..services.login import Authenticator, FailureThrottle, LoginCache
 from .maildrop import SizeCache
 from .session import Pop3Session
 
@@ -32,7 +31,7 @@ class Pop3Service:
         run = ctx.home / "run"
         self.lock_dir = run / "locks"
         self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"),
-                                  SharedLoginCache(run / "pop3-logins", ttl=900.0))
+                                  LoginCache(ttl=900.0, shared_dir=run / "logincache-pop3"))
         self.sizes = SizeCache()
         self.servers: list[asyncio.AbstractServer] = []
         self._tls_error: str | None = None

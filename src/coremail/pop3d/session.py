@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Awaitable
 
 from ..store.blobs import new_id
-from .auth import SaslError, decode_plain
+from ..services.login import SaslError, decode_plain
 from .maildrop import Entry, LockBusy, Maildrop, MaildropLock
 from .parser import ParseError, parse_command, parse_number
 from .wire import StreamEncoder, encode, normalise, stuff, top

@@ -14,11 +14,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 
-# A random key a service's manager puts in its workers' environment at start:
-# shared by the workers, never written to disk (see pop3d/logincache.py).
-PROCESS_KEY_ENV = "COREMAIL_PROCESS_KEY"
-
-
 @dataclass(frozen=True)
 class ListenerSpec:
     name: str          # "smtp", "submission", "smtps", "pop3", ...

@@ -1,6 +1,6 @@
 """Login for the mail-access protocols (POP3, IMAP): SASL PLAIN decoding, the
 per-IP throttle of failed logins, and a short-lived cache of verified
-credentials. Moved here from pop3d/auth.py so IMAP shares it.
+credentials, shared by POP3 and IMAP.
 
 Throttle: each failure appends a timestamp to DIR/run/authfail/<service>-<ip>, so
 every worker process counts the same failures. After `limits.auth_failures`

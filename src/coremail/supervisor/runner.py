@@ -14,7 +14,6 @@ import asyncio
 import ctypes
 import json
 import os
-import secrets
 import signal
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from ..app import available_services, build_context, create_service
 from ..config import ConfigError, load_settings
-from ..proto.listen import PROCESS_KEY_ENV, BindError, address_of, bind_socket
+from ..proto.listen import BindError, address_of, bind_socket
 
 STOP_TIMEOUT = 20.0     # graceful stop: sessions get this long to finish
 READY_TIMEOUT = 60.0
@@ -136,7 +135,6 @@ class Manager:
             return 1
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
-        os.environ[PROCESS_KEY_ENV] = secrets.token_hex(32)  # inherited by the workers
         pipe_r, pipe_w = os.pipe()
         for i in range(workers):
             self._fork(i, pipe_w, probes)
