@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     from .scheduler import DeliverAgent
 
 
+class SlotRefused(Exception):
+    """Raised by the scheduler's Limiter when the agent stops (see there)."""
+
+
+# What a recipient gets whose attempt never started because the agent was
+# stopping: it is retried at once by the next agent, not after a delay.
+NOT_TRIED = Result("deferred", "4.3.2", "not tried yet: the deliveragent was stopping")
+
+
 def retry_delay(intervals: list[float], attempts_done: int) -> float:
     """delivery.retry_intervals in turn, then the last one for ever."""
     return float(intervals[min(attempts_done, len(intervals) - 1)])
@@ -63,6 +72,8 @@ async def run(agent: DeliverAgent, entry: QueueEntry) -> None:
         for got in await asyncio.gather(*jobs):
             results.update(got[0])
             forwards.update(got[1])
+        if all(r is NOT_TRIED for r in results.values()):
+            return  # nothing happened; stop() gives the lease back
     # The common case (everything sent, nothing to forward) needs no thread:
     # the entry joins the next group commit.
     if forwards or any(r.state != "sent" for r in results.values()):
@@ -101,6 +112,15 @@ async def _send_group(agent: DeliverAgent, entry: QueueEntry, key: str, addrs: l
                        reply=r.text, result=r.state, delay=_delay(entry))
         return {a: r for a in addrs}, {}
     limit_key = key or f"relay:{d.relayhost}"
+    try:
+        return await _send_in_slot(agent, entry, limit_key, route, addrs, data)
+    except SlotRefused:
+        return {a: NOT_TRIED for a in addrs}, {}
+
+
+async def _send_in_slot(agent: DeliverAgent, entry: QueueEntry, limit_key: str, route,
+                        addrs: list[str], data: bytes) -> tuple[dict[str, Result], dict]:
+    d = agent.ctx.settings.delivery
     async with agent.limiter.slot(limit_key, lambda: agent.ctx.settings.delivery.concurrency,
                                   lambda: agent.ctx.settings.delivery.per_domain_concurrency):
         last: HostFailed | None = None
@@ -180,6 +200,8 @@ def _finish(agent: DeliverAgent, entry: QueueEntry, results: dict[str, Result],
     recips = [QueueRecipient(a, "pending" if r.state == "deferred" else r.state, r.text,
                              _attempts(entry, a) + 1) for a, r in results.items()]
     delay = retry_delay(list(settings.delivery.retry_intervals), entry.attempts)
+    if all(r is NOT_TRIED for r in deferred.values()):
+        delay = 0.0
     first = next(iter(deferred.values()))
     store.queue_update(entry.id, recipients=recips, next_attempt=now + delay,
                        last_error=first.text)

@@ -23,6 +23,7 @@ from ..smtpclient.pool import ConnectionCache
 from ..smtpclient.routing import Resolver
 from ..store.interfaces import QueueEntry
 from . import attempt
+from .attempt import SlotRefused
 from .commit import DoneBatcher
 from .journal import Journal, replay
 
@@ -55,6 +56,16 @@ class Limiter:
         self.per: dict[str, int] = {}
         self._waiters: list[tuple[str, Callable[[], int], Callable[[], int],
                                   asyncio.Future]] = []
+        self.stopping = False
+
+    def stop(self) -> None:
+        """Refuse every waiting and future request: a stop waits only for
+        the transactions already under way, not for the whole claimed batch."""
+        self.stopping = True
+        for w in self._waiters:
+            if not w[3].done():
+                w[3].set_exception(SlotRefused())
+        self._waiters = []
 
     def _fits(self, key: str, total: Callable[[], int], per_key: Callable[[], int]) -> bool:
         return self.total < total() and self.per.get(key, 0) < per_key()
@@ -78,6 +89,8 @@ class Limiter:
 
     @asynccontextmanager
     async def slot(self, key: str, total: Callable[[], int], per_key: Callable[[], int]):
+        if self.stopping:
+            raise SlotRefused()
         if self._fits(key, total, per_key) and not any(w[0] == key for w in self._waiters):
             self._take(key)
         else:
@@ -177,6 +190,7 @@ class DeliverAgent:
 
     async def stop(self, timeout: float) -> None:
         self._stopping = True
+        self.limiter.stop()
         self._wake.set()
         for t in self._tasks:
             t.cancel()
