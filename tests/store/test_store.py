@@ -165,12 +165,6 @@ def test_delete_user_removes_everything(store):
         store.delete_user(u.address)
 
 
-ID_REUSE = pytest.mark.xfail(strict=True, reason=(
-    "SQLite hands the id of the newest deleted row to the next insert; needs "
-    "AUTOINCREMENT on users/folders/messages (a table-rebuild migration)"))
-
-
-@ID_REUSE
 def test_user_ids_are_not_reused(store):
     u = add_user(store)
     store.delete_user(u.address)
@@ -399,7 +393,6 @@ def test_expunge_frees_quota_and_uids_are_never_reused(store):
     assert [m.uid for m in store.list_messages(fid)] == [2, 4]
 
 
-@ID_REUSE
 def test_message_ids_are_never_reused(store):
     # POP3 UIDLs derive from message ids: a new message must never take the id
     # of one a client has already seen and deleted.

@@ -43,17 +43,20 @@ def _alembic_config(url: str):
     from alembic.config import Config
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url)
+    # The config is a ConfigParser: a literal % (URL-escaped password or
+    # options) must be doubled or it reads as an interpolation.
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest revision (idempotent), or to `revision`
+    (tests build old databases with it)."""
     from alembic import command
     cfg = _alembic_config(str(engine.url.render_as_string(hide_password=False)))
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
 
 
 def needs_migration(engine: Engine) -> bool:

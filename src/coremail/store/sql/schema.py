@@ -8,6 +8,11 @@ from sqlalchemy import (BigInteger, Boolean, Column, Float, ForeignKey, Index, I
 
 metadata = MetaData()
 
+# Ids of users, folders and messages are never handed out twice: web links,
+# traces, caches and POP3 UIDLs key on them. PostgreSQL sequences never go
+# back; SQLite needs AUTOINCREMENT, else it reuses the newest deleted id.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
 domains = Table(
     "domains", metadata,
     Column("id", Integer, primary_key=True),
@@ -28,6 +33,7 @@ users = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("admin", Boolean, nullable=False, default=False),
     Column("created", Float, nullable=False),
+    **NEVER_REUSE_IDS,
 )
 
 aliases = Table(
@@ -57,6 +63,7 @@ folders = Table(
     Column("special_use", String(32), nullable=True),
     Column("subscribed", Boolean, nullable=False, default=True),
     UniqueConstraint("user_id", "name", name="uq_folder_name"),
+    **NEVER_REUSE_IDS,
 )
 
 messages = Table(
@@ -74,6 +81,7 @@ messages = Table(
     UniqueConstraint("folder_id", "uid", name="uq_message_uid"),
     Index("ix_messages_blob", "blob_id"),
     Index("ix_messages_user", "user_id"),
+    **NEVER_REUSE_IDS,
 )
 
 settings = Table(
