@@ -15,6 +15,14 @@ def _v(code: int, enhanced: str, text: str) -> Verdict:
     return Verdict(code, enhanced, text)
 
 
+class LineTooLong(Exception):
+    """An over-long line where a command answer would be out of step (AUTH)."""
+
+
+AUTH_LINE_TOO_LONG = Verdict(500, "5.5.6", "authentication exchange line is too long; "
+                                           "authentication cancelled")
+
+
 class AuthCommand:
     """Mixed into SmtpProtocol; uses its reply/_raw/_readline and session."""
 
@@ -85,7 +93,12 @@ class AuthCommand:
 
     async def _auth_line(self, prompt: bytes) -> str | None:
         self._raw(prompt)
-        line = await self._readline()
+        try:
+            line = await self._readline(strict=True)
+        except LineTooLong:
+            # RFC 4954 4: the exchange ends here, so the next line is a command again.
+            self.reply(AUTH_LINE_TOO_LONG)
+            return None
         if line is None:
             raise ConnectionError("closed during AUTH")
         text = line.decode("ascii", "replace").strip()
@@ -95,6 +108,8 @@ class AuthCommand:
         return text
 
     def _b64(self, text: str) -> str | None:
+        if text == "=":   # RFC 4954 4: "=" is an empty (initial) response
+            return ""
         try:
             return base64.b64decode(text, validate=True).decode("utf-8")
         except (binascii.Error, ValueError):

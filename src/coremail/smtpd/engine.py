@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..pipeline.verdict import TEMP_FAILURE, Verdict
-from .auth import AuthCommand
-from .parser import (Path, SyntaxReply, parse_bdat_arg, parse_command, parse_path,
-                     parse_size_param)
+from .auth import AuthCommand, LineTooLong
+from .parser import (BARE_EOL, Path, SyntaxReply, has_bare_eol, parse_bdat_arg, parse_command,
+                     parse_path, parse_size_param, to_crlf)
 
 PAUSE_ABOVE = 1 << 20   # command-mode input buffered before we stop reading
 
@@ -189,9 +189,9 @@ class SmtpProtocol(AuthCommand, asyncio.Protocol):
             self._waiter = None
             self.deadline = float("inf")
 
-    async def _readline(self) -> bytes | None:
+    async def _readline(self, strict: bool = False) -> bytes | None:
         """The next command line without CRLF; None at EOF. Over-long lines
-        are answered and skipped here."""
+        are answered and skipped here (with `strict`, LineTooLong is raised)."""
         cfg = self.cfg
         too_long = False
         while True:
@@ -202,6 +202,8 @@ class SmtpProtocol(AuthCommand, asyncio.Protocol):
                 self._scan = 0
                 if too_long or len(line) > cfg.max_line_length:
                     too_long = False
+                    if strict:
+                        raise LineTooLong()
                     if self._bad_command(_v(500, "5.5.2", "line too long: commands are "
                                             f"limited to {cfg.max_line_length} characters")):
                         return None
@@ -244,7 +246,10 @@ class SmtpProtocol(AuthCommand, asyncio.Protocol):
             self._buf = bytearray(memoryview(buf)[i + 5:])
             if dropped:
                 return b"", dropped + end
-            if buf.find(b"\r\n..", 0, end) >= 0:
+            if has_bare_eol(buf, end):   # rare: normalised before unstuffing
+                raw = BARE_EOL.sub(b"\r\n", bytes(memoryview(buf)[:end]))
+                content = raw.replace(b"\r\n..", b"\r\n.")[2:]
+            elif buf.find(b"\r\n..", 0, end) >= 0:
                 content = bytes(memoryview(buf)[:end]).replace(b"\r\n..", b"\r\n.")[2:]
             else:
                 content = bytes(memoryview(buf)[2:end])
@@ -495,7 +500,16 @@ class SmtpProtocol(AuthCommand, asyncio.Protocol):
         if not self.cfg.chunking:
             self.reply(_v(502, "5.5.1", "BDAT is not offered here"))
             return True
-        size, last = parse_bdat_arg(arg)
+        try:
+            size, last = parse_bdat_arg(arg)
+        except SyntaxReply:
+            # RFC 3030 2: the chunk follows regardless; if its size is
+            # readable, read past it so its bytes are not taken as commands.
+            head = arg.split()[:1]
+            if head and head[0].isdigit() and len(head[0]) <= 15:
+                if not await self._read_exact(int(head[0]), None, 0):
+                    return False
+            raise
         limit = self.handler.data_limit(s)
         refusal = None
         if not s.in_transaction:
@@ -531,7 +545,7 @@ class SmtpProtocol(AuthCommand, asyncio.Protocol):
             self.reply(self._bdat_refused)
             self._reset()
             return True
-        content = bytes(self._bdat)
+        content = to_crlf(bytes(self._bdat))
         self._bdat = None
         v = await self.handler.on_message(s, content, len(content))
         self.reply(v)
@@ -552,6 +566,9 @@ class SmtpProtocol(AuthCommand, asyncio.Protocol):
         return False
 
     async def cmd_vrfy(self, arg: str) -> bool:
+        if not arg:   # RFC 5321 4.1.1.6: "VRFY" SP String
+            self.reply(_v(501, "5.5.4", "syntax: VRFY user-or-address"))
+            return True
         self.reply(_v(252, "2.5.0", "cannot verify addresses here; send the mail and "
                                     "the reply will tell"))
         return True

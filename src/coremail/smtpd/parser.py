@@ -160,3 +160,24 @@ def parse_bdat_arg(arg: str) -> tuple[int, bool]:
     if len(parts) == 2 and parts[1].upper() != "LAST":
         raise SyntaxReply(501, "5.5.4", "syntax: BDAT chunk-size [LAST]")
     return int(parts[0]), len(parts) == 2
+
+
+BARE_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+def has_bare_eol(data: bytes | bytearray, end: int) -> bool:
+    """A CR or LF in data[:end] that is not part of a CRLF pair."""
+    n = data.count(b"\r\n", 0, end)
+    return data.count(b"\n", 0, end) != n or data.count(b"\r", 0, end) != n
+
+
+def to_crlf(data: bytes) -> bytes:
+    """RFC 5321 2.3.8 / 4.1.1.4: a bare CR or LF never ends the data, but
+    what we store and pass on has only CRLF line ends (each bare one becomes
+    CRLF, so no later reader can see a line end, or an end-of-data dot, that
+    the SMTP framing did not); and a last line without CRLF gets one."""
+    if has_bare_eol(data, len(data)):
+        data = BARE_EOL.sub(b"\r\n", data)
+    if data and not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data
