@@ -1,6 +1,6 @@
 """RFC conformance found by review: line ends inside the message (RFC 5321
-2.3.8, 4.1.1.4), BDAT framing (RFC 3030), the AUTH exchange (RFC 4954) and
-VRFY syntax."""
+2.3.8, 4.1.1.4), BDAT framing (RFC 3030), the AUTH exchange (RFC 4954), VRFY
+syntax and the Received header's grammar (RFC 5321 4.1.3, 4.4)."""
 from __future__ import annotations
 
 import base64
@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from coremail.smtpd.delivery import trace_headers
 from coremail.smtpd.parser import to_crlf
 
 from .conftest import DOMAIN, PASSWORD, TLS
@@ -154,6 +155,23 @@ def test_auth_equals_sign_is_an_empty_initial_response(srv):
     assert r.cmd("*").startswith("501")
     assert r.cmd("AUTH PLAIN !!!").startswith("501 5.5.2")
     r.close()
+
+
+def test_received_header_grammar():
+    def received(helo: str, ip: str) -> str:
+        head = trace_headers(qid="Q1", sender="a@b.test", helo=helo, ip=ip,
+                             hostname="mx.example.test", tls=False, auth=False, esmtp=True,
+                             smtputf8=False, recipients=["x@example.test"]).decode()
+        return head.split("Received: ", 1)[1]
+
+    assert received("client.test", "192.0.2.1").startswith("from client.test ([192.0.2.1])")
+    assert received("[192.0.2.1]", "192.0.2.1").startswith("from [192.0.2.1] ([192.0.2.1])")
+    # RFC 5321 4.1.3: an IPv6 address literal is tagged
+    assert received("h.test", "2001:db8::1").startswith("from h.test ([IPv6:2001:db8::1])")
+    # a name that is no domain must not break the header (';' starts the date)
+    r = received("evil;x (y)", "192.0.2.1")
+    assert r.startswith("from unknown (helo=evilxy) ([192.0.2.1])") and r.count(";") == 1
+    assert received("", "192.0.2.1").startswith("from unknown ([192.0.2.1])")
 
 
 def test_to_crlf():

@@ -10,6 +10,7 @@ waits for nothing and twenty share an fsync.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,16 +40,36 @@ def summarize(raw: bytes) -> dict | None:
         return None
 
 
+_DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$")
+_ADDR_LITERAL = re.compile(r"^\[(?:[0-9.]+|IPv6:[0-9A-Fa-f:.]+)\]$")
+
+
+def _literal(ip: str) -> str:
+    """RFC 5321 4.1.3 address literal: [192.0.2.1] or [IPv6:2001:db8::1]."""
+    return f"[IPv6:{ip}]" if ":" in ip else f"[{ip}]"
+
+
+def _from_domain(helo: str) -> str:
+    """The EHLO name if it is a domain or an address literal (RFC 5321 4.4
+    From-domain); anything else (spaces, ';', '(' ...) would break the
+    header's grammar, so it becomes "unknown" with the name as a comment."""
+    if len(helo) <= 255 and (_DOMAIN.match(helo) or _ADDR_LITERAL.match(helo)):
+        return helo
+    safe = "".join(c for c in helo[:64] if c.isascii() and (c.isalnum() or c in "-._:[]"))
+    return f"unknown (helo={safe})" if safe else "unknown"
+
+
 def trace_headers(*, qid: str, sender: str, helo: str, ip: str, hostname: str, tls: bool,
                   auth: bool, esmtp: bool, smtputf8: bool, recipients: list[str]) -> bytes:
     """Return-Path and Received (RFC 5321 4.4, protocol names of RFC 3848)."""
     proto = ("UTF8SMTP" if smtputf8 else "ESMTP" if esmtp else "SMTP")
     if esmtp:
         proto += ("S" if tls else "") + ("A" if auth else "")
-    helo = "".join(c for c in helo if 32 < ord(c) < 127 and c not in "()") or "unknown"
     rcpt = f"\r\n\tfor <{recipients[0]}>" if len(recipients) == 1 else ""
     return (f"Return-Path: <{sender}>\r\n"
-            f"Received: from {helo} ([{ip}])\r\n\tby {hostname} (coremail) with {proto} "
+            f"Received: from {_from_domain(helo)} ({_literal(ip)})\r\n"
+            f"\tby {hostname} (coremail) with {proto} "
             f"id {qid}{rcpt};\r\n\t{formatdate(localtime=True)}\r\n").encode("utf-8")
 
 
