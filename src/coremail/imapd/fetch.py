@@ -24,6 +24,10 @@ _RAW_ITEMS = frozenset(("RFC822", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BIN
 _UNSUPPORTED = frozenset(("EMAILID", "THREADID", "SAVEDATE"))
 
 
+class FetchRefused(Exception):
+    """A FETCH that must be answered with a tagged BAD (and nothing else)."""
+
+
 def _read(path) -> bytes:
     with open(path, "rb", buffering=0) as f:
         return f.readall()
@@ -62,13 +66,11 @@ async def fetch(s: "ImapSession", tag: str, args: Fetch, uid: bool) -> None:
     mb = s.mailbox
     positions = mb.resolve(args.seqset, uid)
     if positions is None:
-        s.send(f"{tag} BAD No such message (the mailbox has {len(mb)})\r\n".encode())
-        return
+        raise FetchRefused(f"No such message (the mailbox has {len(mb)})")
     items = list(args.items)
     for att in items:
         if att.name in _UNSUPPORTED:
-            s.send(f"{tag} BAD FETCH {att.name} is not supported\r\n".encode())
-            return
+            raise FetchRefused(f"FETCH {att.name} is not supported")
     names = {a.name for a in items}
     if uid and "UID" not in names:
         items.insert(0, FetchAtt("UID"))

@@ -30,7 +30,10 @@ def _writable(s) -> None:
 async def fetch(s, cmd) -> str:
     if cmd.args.seqset.saved:
         raise Bad("The saved search result ($) is not supported")
-    await fetch_mod.fetch(s, cmd.tag, cmd.args, cmd.uid)
+    try:
+        await fetch_mod.fetch(s, cmd.tag, cmd.args, cmd.uid)
+    except fetch_mod.FetchRefused as e:
+        raise Bad(str(e)) from None  # the one tagged reply (RFC 3501 2.2.2)
     return f"OK {'UID ' if cmd.uid else ''}FETCH completed"
 
 

@@ -1,0 +1,55 @@
+"""Reviewed corners of RFC 3501 and RFC 7162 over a raw socket, where the
+exact bytes and the number of tagged replies matter."""
+from __future__ import annotations
+
+import socket
+
+from .conftest import PASSWORD
+from .test_messages import fill
+
+
+class Raw:
+    """A bare IMAP connection: send a tagged command, read up to its tagged reply."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+        self.until(b"\r\n")
+
+    def until(self, marker: bytes) -> bytes:
+        while marker not in self.buf:
+            data = self.sock.recv(65536)
+            assert data, f"connection closed before {marker!r}; got {self.buf!r}"
+            self.buf += data
+        i = self.buf.index(marker) + len(marker)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def cmd(self, tag: str, line: str) -> bytes:
+        self.sock.sendall(f"{tag} {line}\r\n".encode())
+        out = b""
+        while True:
+            got = self.until(b"\r\n")
+            out += got
+            if got.startswith(tag.encode() + b" "):
+                return out
+
+    def login(self, who: str) -> "Raw":
+        assert b"a0 OK" in self.cmd("a0", f"LOGIN {who} {PASSWORD}")
+        return self
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_fetch_of_a_missing_message_gets_one_tagged_bad(imap, alice):
+    fill(imap, alice, 2)
+    c = Raw(imap.port).login(alice)
+    c.cmd("s", "SELECT INBOX")
+    got = c.cmd("f1", "FETCH 9 (FLAGS)")
+    assert got.startswith(b"f1 BAD ")
+    got = c.cmd("f2", "FETCH 1 (SAVEDATE)")
+    assert got.startswith(b"f2 BAD ")
+    # no second tagged line was left behind for the next command to trip on
+    assert c.cmd("n", "NOOP") == b"n OK NOOP completed\r\n"
+    c.close()
