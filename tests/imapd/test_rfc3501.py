@@ -53,3 +53,15 @@ def test_fetch_of_a_missing_message_gets_one_tagged_bad(imap, alice):
     # no second tagged line was left behind for the next command to trip on
     assert c.cmd("n", "NOOP") == b"n OK NOOP completed\r\n"
     c.close()
+
+
+def test_list_inbox_in_any_case(imap, alice):
+    c = Raw(imap.port).login(alice)
+    assert b"a OK" in c.cmd("a", "CREATE INBOX/child")
+    got = c.cmd("l1", 'LIST "" "inBoX"')
+    assert b'* LIST (\\HasChildren) "/" INBOX\r\n' in got
+    got = c.cmd("l2", 'LIST "" "Inbox/%"')
+    assert b'"/" INBOX/child\r\n' in got
+    got = c.cmd("l3", 'LIST "iNbOx/" "%"')
+    assert b'"/" INBOX/child\r\n' in got
+    c.close()

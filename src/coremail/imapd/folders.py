@@ -150,6 +150,8 @@ async def subscribe(s, cmd) -> str:
 
 # ------------------------------------------------------------ LIST / LSUB
 def _pattern(p: str) -> re.Pattern[str]:
+    if p[:5].upper() == "INBOX":  # RFC 3501 5.1: INBOX in any case names INBOX
+        p = "INBOX" + p[5:]
     out = []
     for ch in p:
         out.append(".*" if ch == "*" else "[^/]*" if ch == "%" else re.escape(ch))
@@ -159,8 +161,8 @@ def _pattern(p: str) -> re.Pattern[str]:
 def _matches(rx: re.Pattern[str], name: str) -> bool:
     if rx.fullmatch(name):
         return True
-    # INBOX is case-insensitive, and so is the INBOX prefix of a pattern
-    return name == "INBOX" and bool(rx.fullmatch("inbox") or rx.fullmatch("Inbox"))
+    # INBOX is case-insensitive (the INBOX prefix of a pattern is folded in _pattern)
+    return name == "INBOX" and re.fullmatch(rx.pattern, name, re.S | re.I) is not None
 
 
 async def list_(s, cmd) -> str:
