@@ -65,3 +65,18 @@ def test_list_inbox_in_any_case(imap, alice):
     got = c.cmd("l3", 'LIST "iNbOx/" "%"')
     assert b'"/" INBOX/child\r\n' in got
     c.close()
+
+
+def test_condstore_fetch_responses_carry_uid_and_modseq(imap, alice):
+    fill(imap, alice, 2)
+    c = Raw(imap.port).login(alice)
+    c.cmd("s", "SELECT INBOX")
+    c.cmd("e", "ENABLE CONDSTORE")
+    got = c.cmd("t1", "STORE 2 +FLAGS (\\Flagged)")
+    assert got.startswith(b"* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (")
+    got = c.cmd("t2", "FETCH 1 (BODY[TEXT])")  # sets \Seen implicitly
+    assert got.startswith(b"* 1 FETCH (UID 1 BODY[TEXT] {9}\r\nhello 1\r\n")
+    assert b"FLAGS (\\Seen)" in got and b"MODSEQ (" in got
+    got = c.cmd("t3", "FETCH 2 (FLAGS)")
+    assert b"UID 2" in got and b"MODSEQ (" in got
+    c.close()

@@ -82,6 +82,14 @@ async def fetch(s: "ImapSession", tag: str, args: Fetch, uid: bool) -> None:
             items.append(FetchAtt("MODSEQ"))
     elif "MODSEQ" in names:
         s.enable_condstore()
+    names = {a.name for a in items}
+    if s.condstore and ("FLAGS" in names or any(_sets_seen(a) for a in items)):
+        # RFC 7162 3.1: once CONDSTORE is on, FETCH responses carrying flags
+        # also carry the UID and the mod-sequence
+        if "UID" not in names:
+            items.insert(0, FetchAtt("UID"))
+        if "MODSEQ" not in names:
+            items.append(FetchAtt("MODSEQ"))
     need_meta = need_raw = False
     for att in items:
         m, r = _needs(att)

@@ -57,7 +57,7 @@ async def store(s, cmd) -> str:
         if mb.set_flags(msg.uid, msg.flags, msg.modseq) >= 0:
             touched.add(msg.uid)
     condstore = s.condstore
-    out = []
+    out = mb.flags_update(keywords)  # a new keyword: FLAGS first (RFC 3501 7.2.6)
     for i, u in zip(positions, uids):
         if i >= len(mb.uids) or mb.uids[i] != u:
             continue
