@@ -80,3 +80,20 @@ def test_condstore_fetch_responses_carry_uid_and_modseq(imap, alice):
     got = c.cmd("t3", "FETCH 2 (FLAGS)")
     assert b"UID 2" in got and b"MODSEQ (" in got
     c.close()
+
+
+def test_a_new_keyword_is_announced_with_flags(imap, alice):
+    fill(imap, alice, 1)
+    a = Raw(imap.port).login(alice)
+    b = Raw(imap.port).login(alice)
+    a.cmd("s", "SELECT INBOX")
+    b.cmd("s", "SELECT INBOX")
+    got = a.cmd("t", "STORE 1 +FLAGS ($Label1)")
+    assert got.startswith(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)\r\n"
+                          b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)]")
+    assert b"* 1 FETCH (FLAGS ($Label1))" in got
+    # the other session learns of it before the FETCH that uses it
+    got = b.cmd("n", "NOOP")
+    assert got.index(b"* FLAGS (") < got.index(b"* 1 FETCH (UID 1 FLAGS ($Label1))")
+    a.close()
+    b.close()

@@ -106,6 +106,15 @@ class Mailbox:
     def permanent_flags(self) -> bytes:
         return format_flags(SYSTEM_FLAGS + tuple(sorted(self.keywords)) + ("\\*",))
 
+    def flags_update(self, before: set[str]) -> list[bytes]:
+        """The FLAGS and PERMANENTFLAGS responses owed when the keywords in
+        use are no longer `before` (a keyword appeared)."""
+        if self.keywords == before:
+            return []
+        perm = b"()" if self.readonly else self.permanent_flags()
+        return [b"* FLAGS " + self.flag_names() + b"\r\n",
+                b"* OK [PERMANENTFLAGS " + perm + b"] Flags allowed\r\n"]
+
     def first_unseen(self) -> int:
         for i, f in enumerate(self.flags):
             if "\\Seen" not in f:
@@ -146,6 +155,7 @@ class Mailbox:
             return []
         rows = store.message_index(self.folder_id, changed_since=self.highestmodseq)
         out: list[bytes] = []
+        keywords = set(self.keywords)
         # every modseq bump is a changed/new row, or an expunge (which leaves
         # none); more bumps than distinct row modseqs means something went away
         gap = folder.highestmodseq - self.highestmodseq > len({r[2] for r in rows})
@@ -175,10 +185,13 @@ class Mailbox:
             else:
                 self.modseqs[i] = row[2]
         if fresh:
-            before = set(self.keywords)
             self._append_rows(fresh)
-            if self.keywords != before:
-                out.append(b"* FLAGS " + self.flag_names() + b"\r\n")
+        update = self.flags_update(keywords)
+        if update:
+            # before any FETCH or EXISTS that may use a new keyword
+            at = next((k for k, line in enumerate(out) if not line.endswith(b"EXPUNGE\r\n")), len(out))
+            out[at:at] = update
+        if fresh:
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
         self.highestmodseq = folder.highestmodseq
         self.uidnext = folder.uidnext

@@ -52,6 +52,7 @@ async def store(s, cmd) -> str:
         modified = [u for i, u in zip(positions, uids) if mb.modseqs[i] > a.unchangedsince]
     changed = await s.run(lambda: s.store.set_flags(mb.folder_id, uids, flags, mode,
                                                      unchanged_since=a.unchangedsince)) if uids else []
+    keywords = set(mb.keywords)
     touched = set()
     for msg in changed:
         if mb.set_flags(msg.uid, msg.flags, msg.modseq) >= 0:
@@ -65,7 +66,7 @@ async def store(s, cmd) -> str:
             continue
         if a.unchangedsince is not None and u in modified:
             continue
-        parts = [b"UID %d" % u] if cmd.uid else []
+        parts = [b"UID %d" % u] if cmd.uid or condstore else []  # RFC 7162 3.1: UID too
         if not a.silent:
             parts.append(b"FLAGS " + format_flags(mb.flags[i]))
         if condstore:
