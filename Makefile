@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOME_DIR ?= var
 DOMAIN ?= example.test
 # Debian packages the tests use as real peers and clients.
-TEST_DEBS := swaks postfix dovecot-imapd dovecot-pop3d fetchmail isync curl
+TEST_DEBS := swaks postfix dovecot-imapd dovecot-pop3d fetchmail isync curl postgresql
 
 .PHONY: install start stop test test-deps lint clean
 

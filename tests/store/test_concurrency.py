@@ -1,5 +1,6 @@
 """Several OS processes delivering into one mailbox at once: the quota is
-checked and charged atomically, and no row is lost or doubled."""
+checked and charged atomically, and no row is lost or doubled (SQLite with
+IMMEDIATE transactions, PostgreSQL with row locks)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ QUOTA = 60_000
 PER_WORKER = 25
 
 
-def _deliver_worker(data_dir: str, user_id: int, worker: int, start, results) -> None:
+def _deliver_worker(data_dir: str, url: str, user_id: int, worker: int, start,
+                    results) -> None:
     """Runs in its own process: deliver PER_WORKER messages one by one."""
     out = []
     try:
-        s = SqlStore.open_home(Path(data_dir))
+        s = SqlStore.open_home(Path(data_dir), url)
         start.wait(30)
         for i in range(PER_WORKER):
             size = 500 + 97 * ((worker * PER_WORKER + i) % 23)
@@ -38,9 +40,9 @@ def _deliver_worker(data_dir: str, user_id: int, worker: int, start, results) ->
     results.put(out)
 
 
-def test_concurrent_writers_respect_quota_exactly(tmp_path):
+def test_concurrent_writers_respect_quota_exactly(tmp_path, backend):
     data = tmp_path / "data"
-    s = open_store(data)
+    s = open_store(data, backend.url)
     s.add_domain(DOMAIN)
     u = add_user(s, quota=QUOTA)
     s.close()
@@ -48,7 +50,8 @@ def test_concurrent_writers_respect_quota_exactly(tmp_path):
     ctx = multiprocessing.get_context("spawn")
     workers = 4
     start, queue = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_deliver_worker, args=(str(data), u.id, w, start, queue))
+    procs = [ctx.Process(target=_deliver_worker,
+                         args=(str(data), backend.url, u.id, w, start, queue))
              for w in range(workers)]
     for p in procs:
         p.start()
@@ -65,7 +68,7 @@ def test_concurrent_writers_respect_quota_exactly(tmp_path):
     offered = sum(r[2] for r in results)
     assert offered > QUOTA and ok and full             # the limit was really reached
 
-    s = open_store(data)
+    s = open_store(data, backend.url)
     try:
         user = s.get_user_by_id(u.id)
         accepted = sum(r[2] for r in ok)

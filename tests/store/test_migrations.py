@@ -21,18 +21,6 @@ from .test_store import DOMAIN, add_user, put
 ID_TABLES = ("users", "folders", "messages")
 
 
-class _Sqlite:
-    name, url = "sqlite", ""
-
-    def open(self, data):
-        return SqlStore.open_home(data)
-
-
-@pytest.fixture
-def backend():
-    return _Sqlite()
-
-
 def _rows(store) -> dict[str, list[tuple]]:
     with store.engine.connect() as c:
         return {tb.name: sorted(tuple(r) for r in c.execute(select(tb)))

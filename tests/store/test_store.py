@@ -1,6 +1,7 @@
-"""SqlStore against a real SQLite database (WAL) in a temp dir: accounts,
-folders, messages, flags, quota, blob references and the queue (several
-processes at once: test_concurrency.py)."""
+"""SqlStore against a real SQLite database (WAL) in a temp dir and a real
+PostgreSQL (conftest.py): accounts, folders, messages, flags, quota, blob
+references and the queue (several processes at once: test_concurrency.py;
+schema upgrades: test_migrations.py)."""
 
 from __future__ import annotations
 
@@ -24,16 +25,23 @@ from coremail.store.sql.store import SqlStore
 DOMAIN = "example.test"
 
 
-def open_store(data: Path) -> SqlStore:
-    s = SqlStore.open_home(data)
+def open_store(data: Path, url: str = "") -> SqlStore:
+    s = SqlStore.open_home(data, url)
     s.migrate()
     return s
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = open_store(tmp_path / "data")
+def store(tmp_path, backend):
+    s = open_store(tmp_path / "data", backend.url)
     s.add_domain(DOMAIN)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    s = open_store(tmp_path / "data")
     yield s
     s.close()
 
@@ -61,18 +69,18 @@ def blob_exists(store, blob_id) -> bool:
 
 
 # ---------------------------------------------------------------- engine
-def test_sqlite_runs_in_wal_mode(store):
-    with store.engine.connect() as c:
+def test_sqlite_runs_in_wal_mode(sqlite_store):
+    with sqlite_store.engine.connect() as c:
         assert c.execute(text("PRAGMA journal_mode")).scalar().lower() == "wal"
         assert c.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
-def test_migrate_is_idempotent(tmp_path):
-    s = open_store(tmp_path / "data")
+def test_migrate_is_idempotent(tmp_path, backend):
+    s = open_store(tmp_path / "data", backend.url)
     s.add_domain(DOMAIN)
     s.migrate()
     s.close()
-    s = open_store(tmp_path / "data")
+    s = open_store(tmp_path / "data", backend.url)
     assert [d.name for d in s.list_domains()] == [DOMAIN]
     s.close()
 
