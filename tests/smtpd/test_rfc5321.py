@@ -3,6 +3,7 @@
 syntax and the Received header's grammar (RFC 5321 4.1.3, 4.4)."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 
@@ -180,3 +181,27 @@ def test_to_crlf():
     assert to_crlf(b"a\nb\rc\r\n\n") == b"a\r\nb\r\nc\r\n\r\n"
     assert to_crlf(b"a\r\nb") == b"a\r\nb\r\n"
     assert to_crlf(b"a\r") == b"a\r\n"
+
+
+def test_message_sent_before_the_354_is_not_stalled(srv, monkeypatch):
+    """A client that does not wait for 354 (RFC 2920 says it should) and sends
+    more than the command-mode buffer must still get its message through,
+    not a data timeout."""
+    srv.set(limits={"data_timeout": "5s"})
+    handler = srv.service.handler
+    slow_rcpt = handler.on_rcpt
+
+    async def on_rcpt(session, path):   # the bytes pile up while RCPT is judged
+        await asyncio.sleep(0.5)
+        return await slow_rcpt(session, path)
+
+    monkeypatch.setattr(handler, "on_rcpt", on_rcpt)
+    r = srv.raw()
+    body = b"Subject: eager\r\n\r\n" + (b"x" * 998 + b"\r\n") * 4000 + b".\r\n"
+    r.send(f"EHLO x.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<rfc@{DOMAIN}>\r\n"
+           "DATA\r\n".encode() + body)
+    replies = [r.reply() for _ in range(4)]
+    assert replies[3].startswith("354")
+    assert r.reply().startswith("250 2.0.0 Ok: queued as")
+    assert _last(srv).endswith(b"x" * 998 + b"\r\n")
+    r.close()

@@ -177,7 +177,9 @@ class SmtpProtocol(AuthCommand, asyncio.Protocol):
     # ---------------------------------------------------------------- input
     async def _wait(self, timeout: float) -> None:
         self.flush()
-        if self._paused and len(self._buf) < PAUSE_ABOVE // 2:
+        # In DATA the message itself must come in (even if a client sent it
+        # before the 354 and it filled the buffer); else only below the mark.
+        if self._paused and (self._in_data or len(self._buf) < PAUSE_ABOVE // 2):
             self._paused = False
             self.transport.resume_reading()
         loop = asyncio.get_running_loop()
