@@ -81,6 +81,22 @@ class SqlStore(QueueLeases):
             with conn.begin():
                 yield conn
 
+    # Every write to a mailbox first locks its user's row, users in id order,
+    # so two PostgreSQL writers (row locks taken as they go) can never wait
+    # for each other in a cycle. SQLite's IMMEDIATE transaction already holds
+    # the whole database: nothing to do there.
+    @staticmethod
+    def _lock_users(c: Connection, user_ids) -> None:
+        ids = sorted(set(user_ids))
+        if ids and c.dialect.name != "sqlite":
+            c.execute(select(t.users.c.id).where(t.users.c.id.in_(ids))
+                      .order_by(t.users.c.id).with_for_update())
+
+    def _lock_folder_owners(self, c: Connection, folder_ids) -> None:
+        if c.dialect.name != "sqlite":
+            self._lock_users(c, c.execute(select(t.folders.c.user_id).where(
+                t.folders.c.id.in_(list(folder_ids)))).scalars())
+
     # ------------------------------------------------------------ domains
     def add_domain(self, name: str) -> Domain:
         try:
@@ -99,7 +115,8 @@ class SqlStore(QueueLeases):
                           .where(t.users.c.domain_id == d.id)).scalar_one()
             if n:
                 raise StoreError(f"the domain {name} still has {n} user(s); delete them first")
-            c.execute(delete(t.aliases).where(t.aliases.c.address.like(f"%@{name}")))
+            c.execute(delete(t.aliases).where(
+                t.aliases.c.address.endswith(f"@{name}", autoescape=True)))
             c.execute(delete(t.domains).where(t.domains.c.id == d.id))
 
     def get_domain(self, name: str) -> Domain | None:
@@ -187,6 +204,7 @@ class SqlStore(QueueLeases):
             u = c.execute(select(t.users.c.id).where(t.users.c.address == address)).first()
             if u is None:
                 raise NotFound(f"the user {address} does not exist")
+            self._lock_users(c, [u.id])
             blob_ids = c.execute(select(t.messages.c.blob_id)
                                  .where(t.messages.c.user_id == u.id)).scalars().all()
             c.execute(delete(t.messages).where(t.messages.c.user_id == u.id))
@@ -220,7 +238,8 @@ class SqlStore(QueueLeases):
         q = select(t.aliases.c.address, t.aliases.c.target).order_by(
             t.aliases.c.address, t.aliases.c.target)
         if domain:
-            q = q.where(t.aliases.c.address.like(f"%@{domain}"))
+            # autoescape: "_" and "%" in a name are literal, not wildcards.
+            q = q.where(t.aliases.c.address.endswith(f"@{domain}", autoescape=True))
         with self._read() as c:
             return [Alias(r.address, r.target) for r in c.execute(q)]
 
@@ -329,6 +348,7 @@ class SqlStore(QueueLeases):
         """Renames the folder and its children (hierarchy separator '/').
         Renaming INBOX moves its messages into a new folder, as RFC 3501 says."""
         with self._write() as c:
+            self._lock_users(c, [user_id])
             f = t.folders
             if c.execute(select(f.c.id).where(f.c.user_id == user_id, f.c.name == new)).first():
                 raise AlreadyExists(f"the folder {new} already exists")
@@ -338,16 +358,20 @@ class SqlStore(QueueLeases):
             if old == "INBOX":
                 raise StoreError("renaming INBOX is not supported; copy its messages instead")
             c.execute(update(f).where(f.c.id == src.id).values(name=new))
+            # LIKE is case-insensitive on SQLite (ASCII) and not on PostgreSQL;
+            # folder names are case-sensitive, so the prefix is checked again here.
             for child in c.execute(select(f.c.id, f.c.name).where(
-                    f.c.user_id == user_id, f.c.name.like(old.replace("%", r"\%") + "/%",
-                                                          escape="\\"))).all():
-                c.execute(update(f).where(f.c.id == child.id)
-                          .values(name=new + child.name[len(old):]))
+                    f.c.user_id == user_id,
+                    f.c.name.startswith(old + "/", autoescape=True))).all():
+                if child.name.startswith(old + "/"):
+                    c.execute(update(f).where(f.c.id == child.id)
+                              .values(name=new + child.name[len(old):]))
 
     def delete_folder(self, user_id: int, name: str) -> None:
         if name.upper() == "INBOX":
             raise StoreError("INBOX cannot be deleted")
         with self._write() as c:
+            self._lock_users(c, [user_id])
             f = c.execute(select(t.folders.c.id).where(t.folders.c.user_id == user_id,
                                                        t.folders.c.name == name)).first()
             if f is None:
@@ -389,6 +413,7 @@ class SqlStore(QueueLeases):
                     by_user.setdefault(d.user_id, []).append(i)
                 else:
                     results[i] = NotFound(f"the folder {names[i]} does not exist")
+            self._lock_users(c, by_user)
             accepted: list[int] = []
             for user_id, idxs in by_user.items():
                 ds = [deliveries[i] for i in idxs]
@@ -490,6 +515,7 @@ class SqlStore(QueueLeases):
         m, f = t.messages, t.folders
         changed: list[Message] = []
         with self._write() as c:
+            self._lock_folder_owners(c, [folder_id])
             for i in range(0, len(uids), 500):
                 rows = c.execute(select(*self._msg_cols).where(
                     m.c.folder_id == folder_id, m.c.uid.in_(list(uids[i:i + 500])))).all()
@@ -516,6 +542,7 @@ class SqlStore(QueueLeases):
         removed: list[int] = []
         blob_ids: list[str] = []
         with self._write() as c:
+            self._lock_folder_owners(c, [folder_id])
             for i in range(0, len(uids), 500):
                 rows = c.execute(select(m.c.uid, m.c.blob_id, m.c.size, m.c.user_id).where(
                     m.c.folder_id == folder_id, m.c.uid.in_(list(uids[i:i + 500])))).all()
@@ -537,6 +564,7 @@ class SqlStore(QueueLeases):
         """Delete by global message id (POP3 DELE at QUIT, the web)."""
         m = t.messages
         with self._write() as c:
+            self._lock_users(c, [user_id])
             rows = c.execute(select(m.c.id, m.c.folder_id, m.c.blob_id, m.c.size).where(
                 m.c.user_id == user_id, m.c.id.in_(list(message_ids)))).all()
             if rows:
@@ -555,6 +583,7 @@ class SqlStore(QueueLeases):
         m, f = t.messages, t.folders
         pairs: list[tuple[int, int]] = []
         with self._write() as c:
+            self._lock_folder_owners(c, [folder_id, dest_folder_id])
             dest = c.execute(select(f.c.user_id).where(f.c.id == dest_folder_id)).first()
             if dest is None:
                 raise NotFound("the destination folder does not exist")
@@ -593,9 +622,9 @@ class SqlStore(QueueLeases):
 
     def _uncharge(self, c: Connection, user_id: int, size: int, count: int) -> None:
         u = t.users
+        # CASE, not max(a, b) (SQLite) or greatest() (PostgreSQL): one statement for both.
         c.execute(update(u).where(u.c.id == user_id).values(
-            used_bytes=func.max(u.c.used_bytes - size, 0) if c.dialect.name == "sqlite"
-            else func.greatest(u.c.used_bytes - size, 0),
+            used_bytes=case((u.c.used_bytes < size, 0), else_=u.c.used_bytes - size),
             used_messages=u.c.used_messages - count))
 
     def _orphans(self, c: Connection, blob_ids: Sequence[str]) -> list[str]:
