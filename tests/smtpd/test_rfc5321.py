@@ -120,6 +120,16 @@ def test_malformed_bdat_still_reads_past_its_chunk(srv):
     r.close()
 
 
+def test_mail_parameters(srv):
+    r = srv.raw()
+    r.cmd("EHLO client.test")
+    # BINARYMIME is not advertised: a parameter "not implemented" (RFC 5321 4.2.3, RFC 3030 3)
+    assert r.cmd("MAIL FROM:<a@remote.test> BODY=BINARYMIME").startswith("555 5.5.4")
+    assert r.cmd("MAIL FROM:<a@remote.test> BODY=QUUX").startswith("501 5.5.4")
+    assert r.cmd("mail from:<> body=8bitmime size=10").startswith("250")
+    r.close()
+
+
 def test_vrfy_needs_an_argument(srv):
     r = srv.raw()
     assert r.cmd("VRFY").startswith("501 5.5.4")

@@ -426,6 +426,9 @@ class SmtpProtocol(AuthCommand, asyncio.Protocol):
             if key == "SIZE":
                 params["size"] = parse_size_param(value)
             elif key == "BODY":
+                if (value or "").upper() == "BINARYMIME":   # RFC 3030 3: not advertised
+                    raise SyntaxReply(555, "5.5.4", "BODY=BINARYMIME is not offered here; "
+                                                    "send the message as 8BITMIME")
                 if (value or "").upper() not in ("7BIT", "8BITMIME"):
                     raise SyntaxReply(501, "5.5.4", "BODY= takes 7BIT or 8BITMIME")
                 params["body"] = value.upper()
