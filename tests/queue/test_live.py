@@ -13,6 +13,7 @@ has), smtp-sink for far.test on 127.0.0.2, a slow one for slow.test on
 from __future__ import annotations
 
 import collections
+import re
 import smtplib
 import time
 
@@ -130,6 +131,9 @@ def test_forward_with_and_without_keep_and_alias_through_smtp(live):
              "the forwarded copies at the sink")
     ids = collections.Counter(live.sink.message_ids())
     assert ids["<fk@x>"] == ids["<fm@x>"] == ids["<ft@x>"] == 1
+    relayed = [p.read_bytes() for p in live.sink.files() if b"<fm@x>" in p.read_bytes()]
+    assert relayed and not any(re.search(rb"(?im)^Return-Path:", m) for m in relayed), \
+        "a relayed copy must not carry our Return-Path (RFC 5321 4.4)"
     assert [b"<fk@x>" in m for m in live.inbox("keeper@example.test")] == [True]
     assert live.inbox("mover@example.test") == []
     log = live.home.log("deliveragent")

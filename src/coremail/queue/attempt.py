@@ -66,7 +66,8 @@ async def run(agent: DeliverAgent, entry: QueueEntry) -> None:
         for a in pending:
             if _domain(a) not in local_domains:
                 groups["" if settings.delivery.relayhost else _domain(a)].append(a)
-        jobs = [_send_group(agent, entry, key, addrs, data) for key, addrs in groups.items()]
+        outbound = without_return_path(data) if groups else data
+        jobs = [_send_group(agent, entry, key, addrs, outbound) for key, addrs in groups.items()]
         if local:
             jobs.append(_local(agent, entry, local, data, trace))
         for got in await asyncio.gather(*jobs):
@@ -81,6 +82,18 @@ async def run(agent: DeliverAgent, entry: QueueEntry) -> None:
             agent.journal.committed(entry.id)
             return
     await agent.finished.done(entry.id, entry.created)
+
+
+def without_return_path(data: bytes) -> bytes:
+    """The message as it leaves: the Return-Path our SMTP service put on top is
+    for final delivery only (RFC 5321 4.4), so a relayed copy goes without it."""
+    if data[:12].lower() == b"return-path:":
+        end = data.find(b"\r\n", 12)
+        while end != -1 and data[end + 2:end + 3] in (b" ", b"\t"):  # folded
+            end = data.find(b"\r\n", end + 2)
+        if end != -1:
+            return data[end + 2:]
+    return data
 
 
 def _prepare(agent: DeliverAgent, entry: QueueEntry, pending: list[str]) -> tuple[bytes, set]:
