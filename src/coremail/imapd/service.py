@@ -12,10 +12,8 @@ session has selected, and only the sessions whose folder moved look further.
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
 
-from ..proto.listen import ListenerSpec, SessionTracker
+from ..proto.access import AccessService
 from ..services.login import Authenticator, FailureThrottle, LoginCache
 from .session import ImapSession
 
@@ -62,71 +60,22 @@ class IdleWatcher:
             self.task.cancel()
 
 
-class ImapService:
+class ImapService(AccessService):
+    PLAIN, IMPLICIT = "imap", "imaps"
+
     def __init__(self, ctx) -> None:
-        self.ctx = ctx
-        self.store = ctx.store
-        self.log = ctx.log
-        self.tracker = SessionTracker()
+        super().__init__(ctx)
         run = ctx.home / "run"
         self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail", "imap"),
                                   LoginCache(shared_dir=run / "logincache-imap"))
         self.watcher = IdleWatcher(ctx.store, ctx.log)
-        self.servers: list[asyncio.AbstractServer] = []
-        self._tls_error: str | None = None
 
-    @property
-    def settings(self):
-        return self.ctx.settings
-
-    def tls_context(self) -> ssl.SSLContext:
-        return self.ctx.tls
-
-    def tls_available(self) -> bool:
-        if self._tls_error is not None:
-            return False
-        try:
-            self.ctx.tls
-        except (OSError, ssl.SSLError) as e:
-            self._tls_error = str(e)
-            self.log.error("imap.tls_unavailable", error=self._tls_error)
-            return False
-        return True
-
-    def listeners(self) -> list[ListenerSpec]:
-        listen = self.ctx.settings.listen
-        return [ListenerSpec("imap", listen.imap), ListenerSpec("imaps", listen.imaps, tls=True)]
-
-    async def start(self, sockets: dict[str, socket.socket]) -> None:
-        loop = asyncio.get_running_loop()
-        for spec in self.listeners():
-            sock = sockets.get(spec.name)
-            if sock is None:
-                continue
-            tls = self.ctx.tls if spec.tls else None
-
-            def factory(name=spec.name, implicit=spec.tls):
-                return ImapSession(self, name, implicit)
-
-            server = await loop.create_server(factory, sock=sock, ssl=tls, ssl_handshake_timeout=30 if tls else None)
-            self.servers.append(server)
-        self.log.info("imap.started", listeners=",".join(sockets))
+    def make_session(self, listener: str, implicit_tls: bool) -> ImapSession:
+        return ImapSession(self, listener, implicit_tls)  # says * BYE when shut down
 
     async def stop(self, timeout: float) -> None:
-        """Stop accepting, say * BYE to every session between commands, then close."""
-        for server in self.servers:
-            server.close()
         self.watcher.stop()
-        await self.tracker.drain(lambda s: s.shutdown(), timeout)
-        for s in list(self.tracker.sessions):
-            if s.transport is not None:
-                s.transport.abort()
-        tasks = [s.task for s in list(self.tracker.sessions) if s.task is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=2)
-        for server in self.servers:
-            await server.wait_closed()
-        self.servers.clear()
+        await super().stop(timeout)
 
 
 def create(ctx) -> ImapService:
