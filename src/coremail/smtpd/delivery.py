@@ -70,7 +70,19 @@ def trace_headers(*, qid: str, sender: str, helo: str, ip: str, hostname: str, t
     return (f"Return-Path: <{sender}>\r\n"
             f"Received: from {_from_domain(helo)} ({_literal(ip)})\r\n"
             f"\tby {hostname} (coremail) with {proto} "
-            f"id {qid}{rcpt};\r\n\t{formatdate(localtime=True)}\r\n").encode("utf-8")
+            f"id {qid}{rcpt};\r\n\t{_now_rfc5322()}\r\n").encode("utf-8")
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _now_rfc5322() -> str:
+    """The date for Received headers; formatted once a second, not per message."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, localtime=True))
+    return _date_cache[1]
 
 
 @dataclass
