@@ -157,7 +157,7 @@ class WorkersSection(Section):
     pop3: int = Field(2, ge=1, le=64)
     imap: int = Field(2, ge=1, le=64)
     web: int = Field(1, ge=1, le=64)
-    deliveragent: int = Field(1, ge=1, le=1)
+    deliveragent: int = Field(2, ge=1, le=16)
 
 
 class StorageSection(Section):

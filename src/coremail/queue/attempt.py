@@ -134,8 +134,8 @@ async def _send_group(agent: DeliverAgent, entry: QueueEntry, key: str, addrs: l
 async def _send_in_slot(agent: DeliverAgent, entry: QueueEntry, limit_key: str, route,
                         addrs: list[str], data: bytes) -> tuple[dict[str, Result], dict]:
     d = agent.ctx.settings.delivery
-    async with agent.limiter.slot(limit_key, lambda: agent.ctx.settings.delivery.concurrency,
-                                  lambda: agent.ctx.settings.delivery.per_domain_concurrency):
+    async with agent.limiter.slot(limit_key, lambda: agent.share(d.concurrency),
+                                  lambda: agent.share(d.per_domain_concurrency)):
         last: HostFailed | None = None
         last_target: Target | None = None
         for target in route.targets():

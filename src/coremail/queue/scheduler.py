@@ -128,6 +128,13 @@ class DeliverAgent:
         self._inflight: set[asyncio.Task] = set()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        # Several agent processes share the queue (leases keep them apart);
+        # each takes its share of the concurrency limits.
+        self.workers = max(1, ctx.settings.workers.deliveragent)
+
+    def share(self, limit: int) -> int:
+        """This process's part of a limit that holds for all agents together."""
+        return max(1, -(-limit // self.workers))
 
     # -- what attempts use ---------------------------------------------------
     def resolver(self) -> Resolver:
@@ -211,7 +218,7 @@ class DeliverAgent:
     def _capacity(self) -> int:
         # Claimed entries beyond the connection limit wait in the Limiter; a
         # margin keeps the connections busy without hoarding the queue.
-        return self.ctx.settings.delivery.concurrency * 2 - len(self._inflight)
+        return self.share(self.ctx.settings.delivery.concurrency) * 2 - len(self._inflight)
 
     async def _run(self) -> None:
         while not self._stopping:

@@ -71,6 +71,7 @@ allow_plaintext_auth = false   # POP3/IMAP password logins without TLS from othe
 smtp = 2
 pop3 = 2
 imap = 2
+deliveragent = 2          # outbound delivery; the concurrency limits are shared among them
 
 [storage]
 database = ""             # SQLAlchemy URL; empty: SQLite in DIR/data/coremail.db
