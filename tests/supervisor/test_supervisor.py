@@ -176,3 +176,27 @@ def test_config_change_is_live(home):
             seen = s.esmtp_features.get("size") == "1024"
         time.sleep(0.3)
     assert seen, "the SIZE limit did not change within 5 s"
+
+
+def test_stop_says_goodbye_to_open_sessions_and_keeps_accepted_mail(home):
+    assert home.coremail("start").returncode == 0
+    assert home.userutil("add", "kim@example.test", "--password", "pw-123456").returncode == 0
+    with smtplib.SMTP("127.0.0.1", home.ports["smtp"], timeout=10) as s:
+        s.sendmail("a@remote.test", ["kim@example.test"], b"Subject: before stop\r\n\r\nx\r\n")
+    idle = socket.create_connection(("127.0.0.1", home.ports["smtp"]), timeout=30)
+    f = idle.makefile("rb")
+    assert f.readline().startswith(b"220")
+    idle.sendall(b"EHLO client.test\r\n")
+    while not f.readline().startswith(b"250 "):
+        pass
+    assert home.coremail("stop", "smtp").returncode == 0
+    assert f.readline().startswith(b"421 4.3.2"), "an idle session gets a 421 goodbye"
+    idle.close()
+    r = home.coremail("start", "smtp")
+    assert r.returncode == 0, r.stderr
+    import poplib
+    p = poplib.POP3("127.0.0.1", home.ports["pop3"], timeout=10)
+    p.user("kim@example.test")
+    p.pass_("pw-123456")
+    assert b"Subject: before stop" in b"\r\n".join(p.retr(1)[1])
+    p.quit()
