@@ -6,6 +6,7 @@ login or message comes from the `Handler` it is given, as a `Verdict`. It is an
 asyncio.Protocol with its own buffer: DATA arrives in large chunks, the end
 marker is found with bytes.find and dot-unstuffing is one bytes.replace, and
 replies to pipelined commands go out in one write when the input runs dry.
+AUTH is in auth.py and BDAT in bdat.py, mixed into SmtpProtocol.
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from typing import Any, Protocol
 
 from ..pipeline.verdict import TEMP_FAILURE, Verdict
 from .auth import AuthCommand, LineTooLong
-from .parser import (BARE_EOL, Path, SyntaxReply, has_bare_eol, parse_bdat_arg, parse_command,
-                     parse_path, parse_size_param, to_crlf)
+from .bdat import BdatCommand
+from .parser import (BARE_EOL, Path, SyntaxReply, has_bare_eol, parse_command, parse_path,
+                     parse_size_param)
 
 PAUSE_ABOVE = 1 << 20   # command-mode input buffered before we stop reading
 
@@ -83,7 +85,7 @@ SHUTDOWN = _v(421, "4.3.2", "the server is shutting down; please try again short
 TIMEOUT = _v(421, "4.4.2", "timeout waiting for input; closing the connection")
 
 
-class SmtpProtocol(AuthCommand, asyncio.Protocol):
+class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
     def __init__(self, handler: Handler, session: Session,
                  on_open: Any = None, on_done: Any = None):
         self.handler = handler
@@ -258,21 +260,6 @@ class SmtpProtocol(AuthCommand, asyncio.Protocol):
             return content, len(content)
         finally:
             self._in_data = False
-
-    async def _read_exact(self, n: int, keep: bytearray | None, limit: int) -> bool:
-        """BDAT: move n bytes into `keep` (or drop them); False at EOF."""
-        while n:
-            if not self._buf:
-                if self._eof:
-                    return False
-                await self._wait(self.cfg.data_timeout)
-                continue
-            take = min(n, len(self._buf))
-            if keep is not None and len(keep) + take <= limit:
-                keep += memoryview(self._buf)[:take]
-            del self._buf[:take]
-            n -= take
-        return True
 
     def _bad_command(self, v: Verdict) -> bool:
         """Answer a bad or unknown command; past the limit, 421 and True (end)."""
@@ -475,11 +462,9 @@ class SmtpProtocol(AuthCommand, asyncio.Protocol):
         if self._bdat is not None:
             self.reply(_v(503, "5.5.1", "DATA cannot follow BDAT in one transaction"))
             return True
-        if not s.in_transaction:
-            self.reply(SEQ_MAIL)
-            return True
-        if not s.rcpt_ok:
-            self.reply(NO_VALID_RCPT if s.rcpt_tried else SEQ_RCPT)
+        refusal = self._message_refusal()
+        if refusal is not None:
+            self.reply(refusal)
             return True
         limit = self.handler.data_limit(s)
         self.reply(_v(354, "", "send the message; end with <CRLF>.<CRLF>"))
@@ -500,62 +485,14 @@ class SmtpProtocol(AuthCommand, asyncio.Protocol):
         self._bdat = None
         self._bdat_refused = None
 
-    async def cmd_bdat(self, arg: str) -> bool:
+    def _message_refusal(self) -> Verdict | None:
+        """Why a message (DATA or BDAT) cannot start now; None when it can."""
         s = self.session
-        if not self.cfg.chunking:
-            self.reply(_v(502, "5.5.1", "BDAT is not offered here"))
-            return True
-        try:
-            size, last = parse_bdat_arg(arg)
-        except SyntaxReply:
-            # RFC 3030 2: the chunk follows regardless; if its size is
-            # readable, read past it so its bytes are not taken as commands.
-            head = arg.split()[:1]
-            if head and head[0].isdigit() and len(head[0]) <= 15:
-                if not await self._read_exact(int(head[0]), None, 0):
-                    return False
-            raise
-        limit = self.handler.data_limit(s)
-        refusal = None
         if not s.in_transaction:
-            refusal = SEQ_MAIL
-        elif not s.rcpt_ok:
-            refusal = NO_VALID_RCPT if s.rcpt_tried else SEQ_RCPT
-        if refusal is not None:
-            # The chunk is on its way regardless: read past it, then refuse.
-            if not await self._read_exact(size, None, 0):
-                return False
-            self.reply(refusal)
-            return True
-        if self._bdat is None:
-            self._bdat = bytearray()
-            self._bdat_total = 0
-        self._in_data = True
-        try:
-            self._bdat_total += size
-            keep = None if (self._bdat_refused or self._bdat_total > limit) else self._bdat
-            if not await self._read_exact(size, keep, limit):
-                return False
-        finally:
-            self._in_data = False
-        if self._bdat_refused is None and self._bdat_total > limit:
-            self._bdat_refused = self.handler.too_big(s, self._bdat_total)
-        if not last:
-            if self._bdat_refused is not None:
-                self.reply(self._bdat_refused)
-            else:
-                self.reply(_v(250, "2.0.0", f"{size} bytes received"))
-            return True
-        if self._bdat_refused is not None:
-            self.reply(self._bdat_refused)
-            self._reset()
-            return True
-        content = to_crlf(bytes(self._bdat))
-        self._bdat = None
-        v = await self.handler.on_message(s, content, len(content))
-        self.reply(v)
-        self._reset_after_message()
-        return True
+            return SEQ_MAIL
+        if not s.rcpt_ok:
+            return NO_VALID_RCPT if s.rcpt_tried else SEQ_RCPT
+        return None
 
     async def cmd_rset(self, arg: str) -> bool:
         self._reset()
