@@ -47,8 +47,15 @@ class Home:
             return ""
 
 
+def init_test_home(path: Path, domain: str = "example.test",
+                   admin_password: str = ADMIN_PASSWORD) -> Path:
+    """`coremail init` without root: config, TLS files, migrated store, admin."""
+    init_home(path, domain, admin_password=admin_password, privileged=False)
+    return path
+
+
 def make_home(path: Path, domain: str = "example.test", workers: int = 2) -> Home:
-    init_home(path, domain, admin_password=ADMIN_PASSWORD, privileged=False)
+    init_test_home(path, domain)
     ports = {name: free_port() for name in LISTENERS}
     set_value(path, "listen.address", '"127.0.0.1"')
     for name, port in ports.items():
