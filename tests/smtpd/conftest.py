@@ -3,61 +3,39 @@ smtplib, raw sockets and swaks. The service runs its own event loop on a
 thread, so tests are plain synchronous code like any mail client."""
 from __future__ import annotations
 
-import asyncio
-import io
 import smtplib
 import socket
 import ssl
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from coremail.app import ServiceContext
-from coremail.config import CONFIG_RELATIVE, ConfigWatcher, build_settings, read_toml
-from coremail.obs.log import Log, parse_line
-from coremail.proto.listen import bind_socket
-from coremail.services.accounts import Accounts
-from coremail.services.home import init_home
-from coremail.smtpd.service import create
-from coremail.store import open_store
+from coremail.config import CONFIG_RELATIVE, build_settings, read_toml
+from tests.support.home import init_test_home
+from tests.support.inproc import DOMAIN, InProcService
 
-DOMAIN = "example.test"
 PASSWORD = "secret-pw-1"
 TLS = ssl._create_unverified_context()
 
 
-class LockedStream(io.StringIO):
-    def __init__(self):
-        super().__init__()
-        self.lock = threading.Lock()
+class Server(InProcService):
+    """Initialises `home` itself; settings follow its coremail.toml, and
+    `set`/`reset_settings` change them live from that file's contents."""
 
-    def write(self, s):
-        with self.lock:
-            return super().write(s)
+    name = "smtp"
+    listener_names = ("smtp", "submission", "smtps")
+    log_level = "debug"
+    password = PASSWORD
 
-
-class Server:
-    def __init__(self, home: Path):
-        init_home(home, DOMAIN, privileged=False, admin_password="admin-pw-1")
-        self.home = home
+    def __init__(self, home: Path, **options):
+        init_test_home(home, DOMAIN)
         self.data = read_toml(home / CONFIG_RELATIVE)
-        self.logs = LockedStream()
-        config = ConfigWatcher(home)
-        self.store = open_store(home, config.current)
-        self.ctx = ServiceContext(home, config, self.store, Log("smtp", self.logs, "debug"))
-        self.accounts = Accounts(self.store, DOMAIN, 0)
-        self.service = create(self.ctx)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        socks = {n: bind_socket("127.0.0.1", 0, n) for n in ("smtp", "submission", "smtps")}
-        self.ports = {n: s.getsockname()[1] for n, s in socks.items()}
-        self.call(self.service.start(socks))
+        super().__init__(home, **options)
 
-    def call(self, coro, timeout: float = 30):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+    @property
+    def logs(self):
+        return self.logbuf
 
     def set(self, **sections: dict) -> None:
         """Change settings live, the way an edit of coremail.toml would."""
@@ -69,25 +47,15 @@ class Server:
     def reset_settings(self) -> None:
         self.ctx.config.current = build_settings(self.data)
 
-    def stop(self, timeout: float = 5) -> None:
-        self.call(self.service.stop(timeout))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.store.close()
-
     # -- helpers
     def add_user(self, local: str, quota: int | str = 0, password: str = PASSWORD):
-        return self.accounts.add_user(f"{local}@{DOMAIN}", password, quota=quota)
+        return super().add_user(f"{local}@{DOMAIN}", password, quota=quota)
 
     def inbox(self, address: str) -> list[bytes]:
-        user = self.store.get_user(address)
-        folder = self.store.get_folder(user.id, "INBOX")
-        return [self.store.blobs.read(m.blob_id) for m in self.store.list_messages(folder.id)]
+        return [self.store.blobs.read(m.blob_id) for m in self.messages(address)]
 
     def log_events(self, event: str) -> list[dict]:
-        with self.logs.lock:
-            text = self.logs.getvalue()
-        return [d for d in map(parse_line, text.splitlines()) if d.get("event") == event]
+        return self.log_lines(event)
 
     def smtp(self, listener: str = "smtp", *, tls: bool = False, login: str | None = None,
              password: str = PASSWORD) -> smtplib.SMTP:
