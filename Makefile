@@ -39,6 +39,7 @@ test-deps: $(VENV)/.test-deps
 	fi
 
 lint: test-deps
+	$(BIN)/ruff check --no-cache src tests bench
 	$(BIN)/lint-imports
 
 test: test-deps lint

@@ -7,7 +7,6 @@ import imaplib
 import re
 import time
 
-from .conftest import PASSWORD
 
 MSG = (b"From: Bob Example <bob@example.test>\r\nTo: Alice <alice@example.test>\r\n"
        b"Subject: =?utf-8?q?caf=C3=A9?= plans\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\n"

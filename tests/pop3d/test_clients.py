@@ -4,7 +4,6 @@ our own SMTP service, compared byte for byte with what RETR returns.
 Debian packages: fetchmail, curl."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import poplib

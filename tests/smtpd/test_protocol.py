@@ -3,7 +3,6 @@ BDAT, STARTTLS and the garbage a hostile client sends."""
 from __future__ import annotations
 
 import smtplib
-import socket
 import time
 
 import pytest

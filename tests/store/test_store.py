@@ -360,7 +360,7 @@ def test_deliver_batch_reports_each_result(store):
 
 def test_set_flags_and_modseq(store):
     u = add_user(store)
-    d1, d2 = put(store, u), put(store, u)
+    d1, _ = put(store, u), put(store, u)
     fid = d1.folder_id
     hms = store.get_folder_by_id(fid).highestmodseq
     ch = store.set_flags(fid, [1, 2], frozenset({"\\Seen"}), "add")
