@@ -57,42 +57,36 @@ def parse_duration(value: Any) -> float:
     return float(m.group(1)) * _DUR_MULT[(m.group(2) or "s").lower()]
 
 
-class Size(int):
-    """An int of bytes that remembers how it was written ("50M")."""
+class _Written:
+    """A parsed value that remembers how it was written, for display."""
 
     text: str
 
+    def __str__(self) -> str:
+        return self.text
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler):
+        return core_schema.no_info_plain_validator_function(
+            cls, serialization=core_schema.plain_serializer_function_ser_schema(str))
+
+
+class Size(_Written, int):
+    """An int of bytes that remembers how it was written ("50M")."""
+
     def __new__(cls, value: Any) -> "Size":
-        obj = super().__new__(cls, parse_size(value))
+        obj = int.__new__(cls, parse_size(value))
         obj.text = value if isinstance(value, str) else str(int(value))
         return obj
 
-    def __str__(self) -> str:
-        return self.text
 
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler):
-        return core_schema.no_info_plain_validator_function(
-            cls, serialization=core_schema.plain_serializer_function_ser_schema(str))
-
-
-class Duration(float):
+class Duration(_Written, float):
     """Seconds as a float that remembers how it was written ("5m")."""
 
-    text: str
-
     def __new__(cls, value: Any) -> "Duration":
-        obj = super().__new__(cls, parse_duration(value))
+        obj = float.__new__(cls, parse_duration(value))
         obj.text = value if isinstance(value, str) else str(value)
         return obj
-
-    def __str__(self) -> str:
-        return self.text
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler):
-        return core_schema.no_info_plain_validator_function(
-            cls, serialization=core_schema.plain_serializer_function_ser_schema(str))
 
 
 Port = Annotated[int, Field(ge=0, le=65535)]

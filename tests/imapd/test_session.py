@@ -10,7 +10,7 @@ import ssl
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from coremail.imapd.session import is_loopback
+from coremail.services.login import is_loopback
 
 from .conftest import PASSWORD
 
@@ -89,9 +89,21 @@ def test_authenticate_plain_with_and_without_initial_response(imap, alice):
     assert b"b BAD" in got
 
 
-def test_logindisabled_for_remote_clients_without_tls():
+def test_logindisabled_for_remote_clients_without_tls(imap, alice, monkeypatch):
     assert is_loopback("127.0.0.1") and is_loopback("::1")
     assert not is_loopback("192.0.2.7")
+    import coremail.services.login as login
+    monkeypatch.setattr(login, "is_loopback", lambda ip: False)  # as if from another host
+    c = imaplib.IMAP4("127.0.0.1", imap.port)
+    assert "LOGINDISABLED" in c.capabilities and "AUTH=PLAIN" not in c.capabilities
+    with pytest.raises(imaplib.IMAP4.error, match="PRIVACYREQUIRED"):
+        c.login(alice, PASSWORD)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    c.starttls(ctx)
+    assert "LOGINDISABLED" not in c.capabilities
+    c.login(alice, PASSWORD)
+    c.logout()
 
 
 def test_commands_need_the_right_state(imap, alice):

@@ -111,8 +111,8 @@ def test_capa(pop3):
 
 
 def test_plaintext_refused_off_loopback_until_stls(pop3, monkeypatch):
-    import coremail.pop3d.session as session
-    monkeypatch.setattr(session, "_is_loopback", lambda ip: False)
+    import coremail.services.login as login
+    monkeypatch.setattr(login, "is_loopback", lambda ip: False)
     pop3.add_user(A)
     p = poplib.POP3("127.0.0.1", pop3.port, timeout=10)
     caps = p.capa()

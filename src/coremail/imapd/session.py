@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
 import time
 from typing import TYPE_CHECKING
 
-from ..services.login import SaslError, decode_plain
+from ..services.login import SaslError, decode_plain, plaintext_login_allowed
 from ..store.blobs import new_id
 from ..store.interfaces import QuotaExceeded, StoreError
 from .framing import CONTINUATION, CommandFramer, ContinuationNeeded, FramedCommand, FramingError, RawLine
@@ -50,13 +49,6 @@ class No(Exception):
 class Bad(No):
     def __init__(self, text: str, code: str | None = None) -> None:
         super().__init__(text, code, "BAD")
-
-
-def is_loopback(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
 
 
 class ImapSession(asyncio.Protocol):
@@ -181,7 +173,8 @@ class ImapSession(asyncio.Protocol):
         return caps
 
     def plaintext_ok(self) -> bool:
-        return self.tls or is_loopback(self.ip) or self.svc.settings.policy.allow_plaintext_auth
+        return plaintext_login_allowed(tls=self.tls, ip=self.ip,
+                                       allow_plaintext=self.svc.settings.policy.allow_plaintext_auth)
 
     # ------------------------------------------------------------ the loop
     async def _run(self, from_ip: int) -> None:

@@ -11,12 +11,11 @@ autologout or a server shutdown deletes nothing.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from typing import TYPE_CHECKING, Awaitable
 
 from ..store.blobs import new_id
-from ..services.login import SaslError, decode_plain
+from ..services.login import SaslError, decode_plain, plaintext_login_allowed
 from .maildrop import Entry, LockBusy, Maildrop, MaildropLock
 from .parser import ParseError, parse_command, parse_number
 from .wire import StreamEncoder, encode, normalise, stuff, top
@@ -33,13 +32,6 @@ CHUNK = 256 * 1024        # bigger ones stream in chunks of this size
 TOP_PROBE = 1 << 20       # TOP reads this much before falling back to the whole file
 READ_HIGH = 64 * 1024     # pause reading when a client pipelines more than this
 TOO_LONG = b""            # sentinel: the line was over the limit and was dropped
-
-
-def _is_loopback(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def _read_all(path: str) -> bytes:
@@ -288,7 +280,8 @@ class Pop3Session(asyncio.Protocol):
 
     # ------------------------------------------------------------ authorization
     def _plaintext_ok(self) -> bool:
-        return self.tls or _is_loopback(self.ip) or self.svc.settings.policy.allow_plaintext_auth
+        return plaintext_login_allowed(tls=self.tls, ip=self.ip,
+                                       allow_plaintext=self.svc.settings.policy.allow_plaintext_auth)
 
     def _refuse_plaintext(self) -> None:
         self._err("[AUTH] password logins need an encrypted connection here; use STLS first")

@@ -21,6 +21,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import os
 import secrets
 import time
@@ -29,6 +30,19 @@ from pathlib import Path
 from ..mail.address import AddressError, login_address
 from ..store.interfaces import Store, User
 from .accounts import Accounts
+
+
+def is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def plaintext_login_allowed(*, tls: bool, ip: str, allow_plaintext: bool) -> bool:
+    """May a client send a password in the clear here? Only over TLS, from
+    this machine, or when policy.allow_plaintext_auth says so (INTERFACE.md)."""
+    return tls or is_loopback(ip) or allow_plaintext
 
 
 class SaslError(Exception):
