@@ -25,7 +25,7 @@ start: install
 stop:
 	$(BIN)/coremail --home $(HOME_DIR) shutdown
 
-$(VENV)/.test-deps: $(BIN)/coremail
+$(VENV)/.test-deps: $(BIN)/coremail pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 
