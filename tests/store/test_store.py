@@ -1,7 +1,7 @@
-"""SqlStore against a real SQLite database (WAL) in a temp dir and a real
-PostgreSQL (conftest.py): accounts, folders, messages, flags, quota, blob
-references and the queue (several processes at once: test_concurrency.py;
-schema upgrades: test_migrations.py)."""
+"""The Store's behaviour on every backend (conftest.py: SQLite in WAL mode in
+a temp dir, a real PostgreSQL, and the memory store): accounts, folders,
+messages, flags, quota, blob references and the queue (several processes at
+once: test_concurrency.py; schema upgrades: test_migrations.py)."""
 
 from __future__ import annotations
 
@@ -22,21 +22,13 @@ from coremail.store.interfaces import (
 )
 from coremail.store.sql.store import SqlStore
 
-DOMAIN = "example.test"
+from .conftest import DOMAIN
 
 
 def open_store(data: Path, url: str = "") -> SqlStore:
     s = SqlStore.open_home(data, url)
     s.migrate()
     return s
-
-
-@pytest.fixture
-def store(tmp_path, backend):
-    s = open_store(tmp_path / "data", backend.url)
-    s.add_domain(DOMAIN)
-    yield s
-    s.close()
 
 
 @pytest.fixture
