@@ -13,15 +13,26 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from sqlalchemy import Connection, case, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..blobs import BlobStore
 from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, Folder, Forward, NotFound,
-                          StoreError, User)
+                          StorageFull, StoreError, User)
 from . import schema as t
 from .engine import make_engine, migrate, sqlite_url
 from .messages import MessageStore
 from .queue import QueueStore
+
+
+SQLITE_FULL = 13          # "database or disk is full"
+PG_DISK_FULL = "53100"    # SQLSTATE disk_full
+
+
+def _disk_full(e: DBAPIError) -> bool:
+    orig = e.orig
+    code = getattr(orig, "sqlite_errorcode", None)   # an extended code: the primary is its low byte
+    return ((code is not None and code & 0xFF == SQLITE_FULL)
+            or PG_DISK_FULL in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None)))
 
 
 class SqlStore(MessageStore, QueueStore):
@@ -43,10 +54,19 @@ class SqlStore(MessageStore, QueueStore):
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            conn.execution_options(immediate=True)
-            with conn.begin():
-                yield conn
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(immediate=True)
+                with conn.begin():
+                    yield conn
+        except DBAPIError as e:
+            # The database could not grow (SQLite's WAL or file, PostgreSQL's
+            # tablespace): the transaction is rolled back, and callers must
+            # see the same temporary StorageFull as a blob write on a full
+            # disk (SMTP 452 4.3.1, IMAP NO), not a raw driver error.
+            if _disk_full(e):
+                raise StorageFull("the server's storage is full; please try again later") from e
+            raise
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
