@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..services.login import SaslError, decode_plain, plaintext_login_allowed
 from ..store.blobs import new_id
-from ..store.interfaces import QuotaExceeded, StoreError
+from ..store.interfaces import QuotaExceeded, StorageFull, StoreError
 from .framing import CONTINUATION, CommandFramer, ContinuationNeeded, FramedCommand, FramingError, RawLine
 from .parser import ParseError, parse_command
 
@@ -252,6 +252,9 @@ class ImapSession(asyncio.Protocol):
         except QuotaExceeded as e:
             text = None
             self.send(f"{cmd.tag} NO [OVERQUOTA] {e.text}\r\n".encode())
+        except StorageFull as e:  # the disk, not the user's quota: temporary (RFC 5530)
+            text = None
+            self.send(f"{cmd.tag} NO [UNAVAILABLE] {e.text}\r\n".encode())
         except StoreError as e:
             text = None
             self.send(f"{cmd.tag} NO [SERVERBUG] {e.text}\r\n".encode())
