@@ -199,7 +199,9 @@ class Committer:
                                                       internaldate=j.arrived)))
         try:
             results = self.store.deliver([d for _, _, d in deliveries]) if deliveries else []
-        except StoreError as e:
+        except StoreError as e:  # e.g. StorageFull: the database could not grow
+            self.log.warning("smtp.deliver_refused", error=e.text, batch=len(live),
+                             cause=repr(e.__cause__) if e.__cause__ is not None else "")
             self._fail(live, _verdict(e))
             return
         except Exception as e:  # the database said no (locked too long, disk full)
