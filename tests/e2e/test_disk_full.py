@@ -175,7 +175,7 @@ def disk(tmp_path_factory):
 
 @pytest.fixture
 def full(disk):
-    """Each test starts with free space and an empty WAL, and leaves it free."""
+    """Each test starts with free space and leaves the space free."""
     disk.free()
     yield disk
     disk.free()
