@@ -611,3 +611,51 @@ def test_one_batch_for_several_users_and_a_quota_reached_midway(store):
     assert [r.uid for r in got[:2]] == [1, 2] and [r.uid for r in got[3:6]] == [1, 2, 3]
     assert usage(store, small) == (200, 2) and usage(store, big) == (300, 3)
     assert len({r.message_id for r in got if isinstance(r, Delivered)}) == 5
+
+
+# ---------------------------------------------------------------- what IMAP and the agent use
+def test_message_index_uids_and_folder_versions(store):
+    u = add_user(store)
+    put(store, u, b"12345", flags={"\\Seen", "$A"}, internaldate=1000.0)
+    put(store, u, b"678")
+    fid = store.get_folder(u.id, "INBOX").id
+    sent = store.get_folder(u.id, "Sent").id
+    idx = store.message_index(fid)
+    assert [(r[0], r[1], r[3], r[4]) for r in idx] == [
+        (1, "$A \\Seen", 5, 1000.0), (2, "", 3, idx[1][4])]
+    assert idx[0][5] == store.get_messages(fid, [1])[0].blob_id
+    (ch,) = store.set_flags(fid, [2], frozenset({"\\Flagged"}), "add")
+    assert [r[0] for r in store.message_index(fid, changed_since=idx[1][2])] == [2]
+    assert store.message_index(fid, changed_since=ch.modseq) == []
+    assert store.message_uids(fid) == [1, 2]
+    assert store.folder_versions([fid, sent, 999_999]) == {
+        fid: (ch.modseq, 3), sent: (store.get_folder_by_id(sent).highestmodseq, 1)}
+
+
+def test_queue_leases(store):
+    blob = store.blobs.write(b"Subject: x\r\n\r\nhi\r\n")
+    store.enqueue(queue_id="Q1", blob=blob, sender="a@x.test", recipients=["b@y.test"])
+    time.sleep(0.01)
+    store.enqueue(queue_id="Q2", blob=blob, sender="a@x.test", recipients=["c@y.test"])
+    now = time.time()
+    assert [e.id for e in store.queue_claim("one", now, now + 60, 1)] == ["Q1"]
+    assert [e.id for e in store.queue_claim("two", now, now + 60, 10)] == ["Q2"]
+    assert store.queue_claim("three", now, now + 60, 10) == []
+    assert store.queue_lease_owners() == ["one", "two"]
+    assert store.queue_renew("one", now + 120) == 1
+    assert store.queue_claim("three", now + 61, now + 180, 10)[0].id == "Q2"  # two's ran out
+    assert store.queue_renew("two", now + 200) == 0
+    assert store.queue_release("three", "Q1") == 0
+    assert store.queue_release("three") == 1
+    assert store.queue_lease_owners() == ["one"]
+    store.queue_mark("Q1", [QueueRecipient("b@y.test", "sent", "250 ok", 1),
+                            QueueRecipient("stranger@y.test", "sent", "", 1)])
+    assert [(r.address, r.status) for r in store.queue_get("Q1").recipients] == [
+        ("b@y.test", "sent")]
+    store.queue_update("Q1", recipients=[], next_attempt=now + 300, last_error="")
+    assert store.queue_lease_owners() == []
+    assert store.queue_get("Q1").attempts == 1
+    assert store.queue_claim("four", now + 62, now + 90, 10)[0].id == "Q2"    # Q1 not due
+    assert store.queue_delete_many(["Q1", "Q2", "Q2", "gone"]) == 2
+    assert store.queue_list() == [] and not blob_exists(store, blob.id)
+    assert store.queue_delete_many([]) == 0
