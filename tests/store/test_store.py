@@ -269,6 +269,19 @@ def test_create_rename_delete_folders(store):
     assert store.get_folder(u.id, "Job") is None
 
 
+def test_rename_under_itself_and_onto_a_taken_child_name(store):
+    u = add_user(store)
+    for name in ("X", "X/kid", "A", "A/k", "B/k"):
+        store.create_folder(u.id, name)
+    store.rename_folder(u.id, "X", "X/y")               # each folder moves once
+    names = {f.name for f in store.list_folders(u.id)}
+    assert {"X/y", "X/y/kid"} <= names and not {"X", "X/kid", "X/y/y"} & names
+    with pytest.raises(AlreadyExists, match="under B"):
+        store.rename_folder(u.id, "A", "B")             # A/k -> B/k is taken
+    assert {"A", "A/k", "B/k"} <= {f.name for f in store.list_folders(u.id)}
+    assert store.get_folder(u.id, "B") is None
+
+
 def test_deleting_a_folder_frees_its_quota_and_blobs(store):
     u = add_user(store, quota=1000)
     store.create_folder(u.id, "Old")

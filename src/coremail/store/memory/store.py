@@ -292,10 +292,8 @@ class MemoryStore(MemoryMessages, MemoryQueue):
             renames = {f.id: new + f.name[len(old):] for f in mine
                        if f.id == src.id or f.name.startswith(old + "/")}
             # All or nothing: a child's new name may be taken too.
-            taken = {f.name for f in mine if f.id not in renames}
-            clash = sorted(set(renames.values()) & taken)
-            if clash:
-                raise AlreadyExists(f"the folder {clash[0]} already exists")
+            if set(renames.values()) & {f.name for f in mine if f.id not in renames}:
+                raise AlreadyExists(f"a folder under {new} already exists")
             for fid, name in renames.items():
                 self._folders[fid].name = name
 

@@ -340,25 +340,32 @@ class SqlStore(MessageStore, QueueStore):
     def rename_folder(self, user_id: int, old: str, new: str) -> None:
         """Renames the folder and its children (hierarchy separator '/').
         Renaming INBOX moves its messages into a new folder, as RFC 3501 says."""
-        with self._write() as c:
-            self._lock_users(c, [user_id])
-            f = t.folders
-            if c.execute(select(f.c.id).where(f.c.user_id == user_id, f.c.name == new)).first():
-                raise AlreadyExists(f"the folder {new} already exists")
-            src = c.execute(select(f.c.id).where(f.c.user_id == user_id, f.c.name == old)).first()
-            if src is None:
-                raise NotFound(f"the folder {old} does not exist")
-            if old == "INBOX":
-                raise StoreError("renaming INBOX is not supported; copy its messages instead")
-            c.execute(update(f).where(f.c.id == src.id).values(name=new))
-            # LIKE is case-insensitive on SQLite (ASCII) and not on PostgreSQL;
-            # folder names are case-sensitive, so the prefix is checked again here.
-            for child in c.execute(select(f.c.id, f.c.name).where(
+        try:
+            with self._write() as c:
+                self._lock_users(c, [user_id])
+                f = t.folders
+                if c.execute(select(f.c.id).where(f.c.user_id == user_id, f.c.name == new)).first():
+                    raise AlreadyExists(f"the folder {new} already exists")
+                src = c.execute(select(f.c.id).where(f.c.user_id == user_id, f.c.name == old)).first()
+                if src is None:
+                    raise NotFound(f"the folder {old} does not exist")
+                if old == "INBOX":
+                    raise StoreError("renaming INBOX is not supported; copy its messages instead")
+                # Children are found before the folder is renamed: renamed under
+                # itself ("X" -> "X/y") it would match the prefix and move twice.
+                children = c.execute(select(f.c.id, f.c.name).where(
                     f.c.user_id == user_id,
-                    f.c.name.startswith(old + "/", autoescape=True))).all():
-                if child.name.startswith(old + "/"):
-                    c.execute(update(f).where(f.c.id == child.id)
-                              .values(name=new + child.name[len(old):]))
+                    f.c.name.startswith(old + "/", autoescape=True))).all()
+                c.execute(update(f).where(f.c.id == src.id).values(name=new))
+                # LIKE is case-insensitive on SQLite (ASCII) and not on PostgreSQL;
+                # folder names are case-sensitive, so the prefix is checked again here.
+                for child in children:
+                    if child.name.startswith(old + "/"):
+                        c.execute(update(f).where(f.c.id == child.id)
+                                  .values(name=new + child.name[len(old):]))
+        except IntegrityError:
+            # A child's new name is taken (say "A/k" -> "B/k"): nothing was renamed.
+            raise AlreadyExists(f"a folder under {new} already exists") from None
 
     def delete_folder(self, user_id: int, name: str) -> None:
         if name.upper() == "INBOX":
