@@ -155,7 +155,9 @@ class WorkersSection(Section):
 
 
 class StorageSection(Section):
-    database: str = ""  # SQLAlchemy URL; empty: SQLite in DIR/data/coremail.db
+    # SQLAlchemy URL; empty: SQLite in DIR/data/coremail.db; "memory:" a
+    # throw-away MemoryStore per process (experiments only: not durable).
+    database: str = ""
 
 
 class LogSection(Section):

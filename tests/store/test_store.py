@@ -672,3 +672,17 @@ def test_queue_leases(store):
     assert store.queue_delete_many(["Q1", "Q2", "Q2", "gone"]) == 2
     assert store.queue_list() == [] and not blob_exists(store, blob.id)
     assert store.queue_delete_many([]) == 0
+
+
+def test_open_store_memory_is_a_throwaway_memory_store(tmp_path):
+    from coremail.config import build_settings
+    from coremail.store import open_store as open_home_store
+    from coremail.store.memory import MemoryStore
+    s = open_home_store(tmp_path, build_settings({"storage": {"database": "memory:"}}, env={}))
+    assert isinstance(s, MemoryStore)
+    s.migrate()
+    s.add_domain(DOMAIN)
+    ref = s.blobs.write(b"x")
+    assert s.blobs.path(ref.id).exists() and not (tmp_path / "data").exists()
+    s.close()
+    assert not s.blobs.root.exists()                    # its own temp dir, gone at close
