@@ -686,3 +686,17 @@ def test_open_store_memory_is_a_throwaway_memory_store(tmp_path):
     assert s.blobs.path(ref.id).exists() and not (tmp_path / "data").exists()
     s.close()
     assert not s.blobs.root.exists()                    # its own temp dir, gone at close
+
+
+def test_refusals_speak_the_interface_not_sql(store):
+    """Every backend refuses with the Store's own errors, never a driver's."""
+    with pytest.raises(NotFound):
+        store.create_folder(987654, "Orphan")
+    with pytest.raises(NotFound):
+        store.set_forward(987654, "x@far.test", keep=False)
+    ref = store.blobs.write(b"Subject: q\r\n\r\nq\r\n")
+    store.enqueue(queue_id="QDUP1", blob=ref, sender="a@example.test", recipients=["b@far.test"])
+    with pytest.raises(AlreadyExists):
+        store.enqueue(queue_id="QDUP1", blob=ref, sender="a@example.test",
+                      recipients=["b@far.test"])
+    assert len(store.queue_get("QDUP1").recipients) == 1

@@ -11,11 +11,10 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timezone
 
-from sqlalchemy.exc import IntegrityError
 
 from ..mail.dsn import RecipientFailure, build_dsn, should_bounce
 from ..smtpclient.session import Result
-from ..store.interfaces import QueueEntry, Store
+from ..store.interfaces import AlreadyExists, QueueEntry, Store
 from .local import header_section
 
 
@@ -54,6 +53,6 @@ def queue_bounce(store: Store, entry: QueueEntry, failed: dict[str, Result], dat
     try:
         store.enqueue(queue_id=qid, blob=blob, sender="", recipients=[entry.sender],
                       kind="bounce")
-    except IntegrityError:
+    except AlreadyExists:
         store.blobs.delete([blob.id])  # type: ignore[attr-defined]  # queued by an earlier run
     return qid

@@ -282,7 +282,7 @@ class MessageStore:
         # CASE, not max(a, b) (SQLite) or greatest() (PostgreSQL): one statement for both.
         c.execute(update(u).where(u.c.id == user_id).values(
             used_bytes=case((u.c.used_bytes < size, 0), else_=u.c.used_bytes - size),
-            used_messages=u.c.used_messages - count))
+            used_messages=case((u.c.used_messages < count, 0), else_=u.c.used_messages - count)))
 
     def _orphans(self, c: Connection, blob_ids: Sequence[str]) -> list[str]:
         """Of these blobs, those no message or queue entry refers to any more."""

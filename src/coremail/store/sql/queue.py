@@ -10,8 +10,9 @@ import time
 from typing import Sequence
 
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from ..interfaces import BlobRef, QueueEntry, QueueRecipient
+from ..interfaces import AlreadyExists, BlobRef, QueueEntry, QueueRecipient
 from . import schema as t
 
 
@@ -25,13 +26,16 @@ class QueueStore:
     def enqueue(self, *, queue_id: str, blob: BlobRef, sender: str, recipients: Sequence[str],
                 kind: str = "out") -> QueueEntry:
         now = time.time()
-        with self._write() as c:
-            c.execute(insert(t.queue).values(id=queue_id, blob_id=blob.id, sender=sender, kind=kind,
-                                             size=blob.size, created=now, next_attempt=now,
-                                             attempts=0, last_error=""))
-            c.execute(insert(t.queue_recipients), [
-                dict(queue_id=queue_id, address=r, status="pending", last_error="", attempts=0)
-                for r in dict.fromkeys(recipients)])
+        try:
+            with self._write() as c:
+                c.execute(insert(t.queue).values(
+                    id=queue_id, blob_id=blob.id, sender=sender, kind=kind, size=blob.size,
+                    created=now, next_attempt=now, attempts=0, last_error=""))
+                c.execute(insert(t.queue_recipients), [
+                    dict(queue_id=queue_id, address=r, status="pending", last_error="", attempts=0)
+                    for r in dict.fromkeys(recipients)])
+        except IntegrityError:
+            raise AlreadyExists(f"the queue already holds {queue_id}") from None
         entry = self.queue_get(queue_id)
         assert entry is not None
         return entry

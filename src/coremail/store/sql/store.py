@@ -243,9 +243,12 @@ class SqlStore(MessageStore, QueueStore):
                                   .order_by(t.aliases.c.target)).scalars())
 
     def set_forward(self, user_id: int, target: str, keep: bool) -> None:
-        with self._write() as c:
-            c.execute(delete(t.forwards).where(t.forwards.c.user_id == user_id))
-            c.execute(insert(t.forwards).values(user_id=user_id, target=target, keep=keep))
+        try:
+            with self._write() as c:
+                c.execute(delete(t.forwards).where(t.forwards.c.user_id == user_id))
+                c.execute(insert(t.forwards).values(user_id=user_id, target=target, keep=keep))
+        except IntegrityError:
+            raise NotFound("the user does not exist") from None
 
     def clear_forward(self, user_id: int) -> bool:
         with self._write() as c:
@@ -307,6 +310,8 @@ class SqlStore(MessageStore, QueueStore):
     def create_folder(self, user_id: int, name: str, special_use: str | None = None) -> Folder:
         try:
             with self._write() as c:
+                if c.execute(select(t.users.c.id).where(t.users.c.id == user_id)).first() is None:
+                    raise NotFound("the user does not exist")
                 fid = c.execute(insert(t.folders).values(
                     user_id=user_id, name=name, uidvalidity=self._new_uidvalidity(c), uidnext=1,
                     highestmodseq=1, special_use=special_use, subscribed=True
