@@ -111,20 +111,28 @@ def _unfit(c: str) -> bool:
     return c.isspace() or unicodedata.category(c) == "Cc"
 
 
-def _split(text: str) -> tuple[str, str]:
-    """Split at the last unquoted '@', refusing a second unquoted one."""
+def unquoted(text: str, ch: str, start: int = 0) -> tuple[list[int], bool]:
+    """Where `ch` stands in text[start:] outside quoted strings (RFC 5321
+    quoted-string, backslash escapes inside), and whether every quote closed."""
     in_quote = escaped = False
-    ats = []
-    for i, ch in enumerate(text):
+    found = []
+    for i in range(start, len(text)):
+        c = text[i]
         if escaped:
             escaped = False
-        elif ch == "\\" and in_quote:
+        elif c == "\\" and in_quote:
             escaped = True
-        elif ch == '"':
+        elif c == '"':
             in_quote = not in_quote
-        elif ch == "@" and not in_quote:
-            ats.append(i)
-    if in_quote:
+        elif c == ch and not in_quote:
+            found.append(i)
+    return found, not in_quote
+
+
+def _split(text: str) -> tuple[str, str]:
+    """Split at the unquoted '@', refusing a second unquoted one."""
+    ats, closed = unquoted(text, "@")
+    if not closed:
         raise AddressError("the address has an unclosed quote")
     if not ats:
         raise AddressError("the address has no @ and domain")

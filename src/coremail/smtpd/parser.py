@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..mail.address import unquoted
 from ..pipeline.verdict import Verdict
 
 MAX_PATH = 512          # RFC 5321 4.5.3.1.3 path length (with some slack for SMTPUTF8)
@@ -61,18 +62,8 @@ def parse_command(line: bytes) -> Command:
 def _close_bracket(text: str) -> int:
     """Index of the '>' that closes a path starting at text[0] == '<',
     skipping quoted strings; -1 if none."""
-    quoted = escaped = False
-    for i in range(1, len(text)):
-        ch = text[i]
-        if escaped:
-            escaped = False
-        elif ch == "\\" and quoted:
-            escaped = True
-        elif ch == '"':
-            quoted = not quoted
-        elif ch == ">" and not quoted:
-            return i
-    return -1
+    found, _ = unquoted(text, ">", 1)
+    return found[0] if found else -1
 
 
 def parse_params(text: str) -> dict[str, str | None]:
