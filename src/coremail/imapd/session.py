@@ -16,6 +16,7 @@ import base64
 import time
 from typing import TYPE_CHECKING
 
+from ..proto.stream import StreamSession
 from ..services.login import SaslError, decode_plain, plaintext_login_allowed
 from ..store.blobs import new_id
 from ..store.interfaces import QuotaExceeded, StorageFull, StoreError
@@ -51,31 +52,20 @@ class Bad(No):
         super().__init__(text, code, "BAD")
 
 
-class ImapSession(asyncio.Protocol):
+class ImapSession(StreamSession):
     def __init__(self, service: "ImapService", listener: str, implicit_tls: bool) -> None:
-        self.svc = service
+        super().__init__(service, listener, implicit_tls)
         self.store = service.store
         self.log = service.log
-        self.listener = listener
-        self.loop = asyncio.get_running_loop()
         self.sid = new_id()
-        self.tls = implicit_tls
         self.state = NOTAUTH
-        self.transport: asyncio.Transport | None = None
-        self.ip = "?"
-        self.user = None
         self.mailbox: Mailbox | None = None
         self.condstore = False
         self.idling = False
         self.framer = CommandFramer(max_line=max(service.settings.limits.max_line_length, 8192),
                                     max_literal=PRE_AUTH_LITERAL)
-        self.task: asyncio.Task | None = None
-        self.last = self.loop.time()
         self.synced = 0.0
-        self.started = time.monotonic()
-        self._waiter: asyncio.Future | None = None
-        self._drain_waiter: asyncio.Future | None = None
-        self._poked = self._eof = self._lost = self._write_paused = False
+        self._poked = False
         self._timer: asyncio.TimerHandle | None = None
         self.bad = 0
         self.commands = 0
@@ -83,43 +73,10 @@ class ImapSession(asyncio.Protocol):
         self._out_size = 0
 
     # ------------------------------------------------------------ transport events
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.ip = peer[0] if peer else "?"
-        count = self.svc.tracker.add(self, self.ip)
-        self.task = self.loop.create_task(self._run(count))
-
     def data_received(self, data: bytes) -> None:
         self.framer.receive(data)
         self.last = self.loop.time()
         self._wake()
-
-    def eof_received(self) -> bool:
-        self._eof = True
-        self._wake()
-        return False
-
-    def connection_lost(self, exc) -> None:
-        self._lost = True
-        self._wake()
-        w = self._drain_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        w = self._drain_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
 
     def poke(self) -> None:
         """The watcher saw this session's folder change (IDLE)."""
@@ -148,14 +105,7 @@ class ImapSession(asyncio.Protocol):
 
     async def drain(self) -> None:
         self.flush()
-        while self._write_paused and not self._lost:
-            self._drain_waiter = self.loop.create_future()
-            try:
-                await self._drain_waiter
-            finally:
-                self._drain_waiter = None
-        if self._lost:
-            raise ConnectionResetError("client went away")
+        await self._drain()
 
     async def run(self, fn, *args):
         return await asyncio.to_thread(fn, *args)
@@ -199,11 +149,7 @@ class ImapSession(asyncio.Protocol):
             if ev is not None or self._lost or self._eof:
                 return ev
             self.flush()
-            self._waiter = self.loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
 
     async def _loop(self) -> None:
         while self.state != LOGOUT:
@@ -431,11 +377,7 @@ class ImapSession(asyncio.Protocol):
                     if self._lost or self._eof:
                         raise ConnectionResetError("client went away")
                     self.flush()
-                    self._waiter = self.loop.create_future()
-                    try:
-                        await self._waiter
-                    finally:
-                        self._waiter = None
+                    await self._wait()
                     if self._poked:
                         self._poked = False
                         await self.sync()

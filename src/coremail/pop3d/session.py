@@ -14,6 +14,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Awaitable
 
+from ..proto.stream import StreamSession
 from ..store.blobs import new_id
 from ..services.login import SaslError, decode_plain, plaintext_login_allowed
 from .maildrop import Entry, LockBusy, Maildrop, MaildropLock
@@ -39,42 +40,27 @@ def _read_all(path: str) -> bytes:
         return f.readall()
 
 
-class Pop3Session(asyncio.Protocol):
+class Pop3Session(StreamSession):
     def __init__(self, service: "Pop3Service", listener: str, implicit_tls: bool):
-        self.svc = service
-        self.listener = listener
-        self.loop = asyncio.get_running_loop()
+        super().__init__(service, listener, implicit_tls)
         self.sid = new_id()
-        self.tls = implicit_tls
         self.state = AUTHORIZATION
-        self.transport: asyncio.Transport | None = None
-        self.ip = "?"
-        self.user = None
         self.login_name: str | None = None
         self.drop: Maildrop | None = None
         self.lock: MaildropLock | None = None
         self.retrieved = self.deleted = self.bytes_out = self.bad = 0
         self.outcome = "dropped"
         self.busy = self.closing = False
-        self.last = self.loop.time()
-        self.started = time.monotonic()
         self._buf = bytearray()
-        self._discarding = self._eof = self._lost = False
-        self._read_paused = self._write_paused = False
-        self._waiter: asyncio.Future | None = None
-        self._drain_waiter: asyncio.Future | None = None
+        self._discarding = self._read_paused = False
         self._idle: asyncio.TimerHandle | None = None
-        self.task: asyncio.Task | None = None
 
     # ------------------------------------------------------------ transport events
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.ip = str(peer[0]) if peer else "?"
-        if self.ip.startswith("::ffff:"):  # an IPv4 client on a dual-stack socket
-            self.ip = self.ip[7:]
-        count = self.svc.tracker.add(self, self.ip)
-        self.task = self.loop.create_task(self._run(count))
+    def _peer_ip(self, peer) -> str:
+        ip = str(peer[0]) if peer else "?"
+        if ip.startswith("::ffff:"):  # an IPv4 client on a dual-stack socket
+            ip = ip[7:]
+        return ip
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
@@ -83,43 +69,9 @@ class Pop3Session(asyncio.Protocol):
             self._read_paused = True
             self.transport.pause_reading()
 
-    def eof_received(self) -> bool:
-        self._eof = True
-        self._wake()
-        return False
-
-    def connection_lost(self, exc) -> None:
-        self._lost = True
-        self._wake()
-        self._wake_drain()
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
     def resume_writing(self) -> None:
-        self._write_paused = False
-        self.last = self.loop.time()
-        self._wake_drain()
-
-    def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    def _wake_drain(self) -> None:
-        w = self._drain_waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    async def _drain(self) -> None:
-        while self._write_paused and not self._lost:
-            self._drain_waiter = self.loop.create_future()
-            try:
-                await self._drain_waiter
-            finally:
-                self._drain_waiter = None
-        if self._lost:
-            raise ConnectionResetError("client went away")
+        self.last = self.loop.time()  # a client reading a long RETR is not idle
+        super().resume_writing()
 
     async def _readline(self) -> bytes | None:
         """The next line (CRLF included), TOO_LONG for a dropped over-long
@@ -146,11 +98,7 @@ class Pop3Session(asyncio.Protocol):
                     self.transport.resume_reading()
             if self._eof or self._lost:
                 return None
-            self._waiter = self.loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
 
     # ------------------------------------------------------------ replies
     def _send(self, data: bytes) -> None:

@@ -1,0 +1,91 @@
+"""The asyncio.Protocol plumbing the mail-access sessions (POP3, IMAP) share:
+the fields every session has, the peer address and its place in the service's
+tracker, end-of-input and connection-loss flags, write flow control, and the
+two futures a session's task parks on (`_wait` for input, `_drain` for the
+transport to take more output).
+
+A subclass keeps its own buffer (`data_received`), runs the conversation in
+`_run(from_ip)` (the count of this address's sessions, the new one included)
+and gives itself an `sid`.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+class StreamSession(asyncio.Protocol):
+    def __init__(self, service, listener: str, implicit_tls: bool) -> None:
+        self.svc = service
+        self.listener = listener
+        self.loop = asyncio.get_running_loop()
+        self.tls = implicit_tls
+        self.transport: asyncio.Transport | None = None
+        self.ip = "?"
+        self.user = None
+        self.task: asyncio.Task | None = None
+        self.last = self.loop.time()
+        self.started = time.monotonic()
+        self._waiter: asyncio.Future | None = None
+        self._drain_waiter: asyncio.Future | None = None
+        self._eof = self._lost = self._write_paused = False
+
+    # ------------------------------------------------------------ transport events
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.ip = self._peer_ip(transport.get_extra_info("peername"))
+        count = self.svc.tracker.add(self, self.ip)
+        self.task = self.loop.create_task(self._run(count))
+
+    def _peer_ip(self, peer) -> str:
+        return peer[0] if peer else "?"
+
+    async def _run(self, from_ip: int) -> None:
+        raise NotImplementedError
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self._lost = True
+        self._wake()
+        self._wake_drain()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drain()
+
+    # ------------------------------------------------------------ waiting
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _wake_drain(self) -> None:
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def _wait(self) -> None:
+        """Park until data, end of input, connection loss or a `_wake()`."""
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def _drain(self) -> None:
+        """Wait until the transport takes output again; raise if the client went away."""
+        while self._write_paused and not self._lost:
+            self._drain_waiter = self.loop.create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
+        if self._lost:
+            raise ConnectionResetError("client went away")
