@@ -18,26 +18,13 @@ from datetime import datetime, timezone
 from email.utils import formatdate
 from typing import Any, Callable
 
+from ..mail.mime import summarize  # never raises: broken MIME degrades to text/plain
 from ..obs.log import Log
 from ..pipeline.verdict import STORAGE_FULL, TEMP_FAILURE, Verdict
 from ..store.interfaces import (BlobRef, Delivered, Delivery, QuotaExceeded, StorageFull, Store,
                                 StoreError, User)
 
-try:  # the IMAP summary; mail/mime.py may not be there yet
-    from ..mail.mime import summarize as _summarize  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on another package's progress
-    _summarize = None
-
 MAX_BATCH = 256
-
-
-def summarize(raw: bytes) -> dict | None:
-    if _summarize is None:
-        return None
-    try:
-        return _summarize(raw)
-    except Exception:   # a summary is an optimisation; a parse bug must not refuse mail
-        return None
 
 
 _DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -128,7 +115,6 @@ class Committer:
         self._pending: list[tuple[Job, asyncio.Future]] = []
         self._tasks: set[asyncio.Task] = set()
         self._kick_scheduled = False
-        self.batches = 0
 
     async def submit(self, job: Job) -> Verdict:
         loop = asyncio.get_running_loop()
@@ -175,9 +161,7 @@ class Committer:
 
     # ------------------------------------------------------------ on the thread
     def commit(self, jobs: list[Job]) -> None:
-        self.batches += 1
         live: list[Job] = []
-        metas: dict[str, dict | None] = {}
         for j in jobs:
             try:
                 j.ref = self.blobs.write([j.head, j.content], blob_id=j.qid, sync=False)
@@ -192,8 +176,7 @@ class Committer:
         deliveries: list[tuple[Job, User, Delivery]] = []
         for j in live:
             if j.users:
-                meta = summarize(j.head + j.content) if _summarize is not None else None
-                metas[j.qid] = meta
+                meta = summarize(j.head + j.content)
                 for u in j.users:
                     deliveries.append((j, u, Delivery(u.id, j.ref, meta=meta,
                                                       internaldate=j.arrived)))
