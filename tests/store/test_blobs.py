@@ -16,7 +16,7 @@ import pytest
 
 from coremail.store import blobs as blobs_mod
 from coremail.store.blobs import BlobStore, new_id
-from coremail.store.interfaces import BlobRef, StorageFull, StoreError
+from coremail.store.interfaces import BlobMissing, BlobRef, StorageFull, StoreError
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_kill_mid_write_leaves_no_blob(tmp_path):
     bs = BlobStore(root)
     assert not bs.path(blob_id).exists()
     assert files_under(root) == [f"tmp/{blob_id}.{child.pid}"]   # only the temp file
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(BlobMissing):
         bs.read(blob_id)
     assert bs.clean_tmp(older_than=0) == 1
     assert files_under(root) == []

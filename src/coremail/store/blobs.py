@@ -16,9 +16,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
-from .interfaces import BlobRef, StorageFull, StoreError
+from .interfaces import BlobMissing, BlobRef, StorageFull, StoreError
 
 _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 DIR_PREFIX = 5  # 2^15 ms per directory: ~33 s of mail, ~2,600 directories a day
@@ -109,12 +109,25 @@ class BlobStore:
         except OSError as e:
             raise _storage_error(e) from None
 
-    def read(self, blob_id: str) -> bytes:
-        with open(self.path(blob_id), "rb") as f:
-            return f.read()
+    def open(self, blob_id: str) -> BinaryIO:
+        try:
+            return open(self.path(blob_id), "rb", buffering=0)
+        except FileNotFoundError:
+            raise BlobMissing(f"message data {blob_id} is gone") from None
 
-    def open(self, blob_id: str):
-        return open(self.path(blob_id), "rb")
+    def read(self, blob_id: str, start: int = 0, length: int | None = None) -> bytes:
+        with self.open(blob_id) as f:
+            if start:
+                f.seek(start)
+            if length is None:
+                return f.readall()
+            return f.read(length)
+
+    def size(self, blob_id: str) -> int:
+        try:
+            return os.stat(self.path(blob_id)).st_size
+        except FileNotFoundError:
+            raise BlobMissing(f"message data {blob_id} is gone") from None
 
     def delete(self, blob_ids: Iterable[str]) -> None:
         for b in blob_ids:

@@ -2,14 +2,15 @@
 queue may ask of storage, and the typed records they get back.
 
 Implementations: `store.sql.SqlStore` (SQLite embedded, PostgreSQL for
-several nodes). Message bytes live in `store.blobs.BlobStore`; rows point at
-blobs by id. Every method is synchronous and short: async callers run them in
-a worker thread (see `store.asyncstore`).
+several nodes). Message bytes are blobs behind `Store.blobs` (the `Blobs`
+interface: files today, an object store later); rows point at blobs by id and
+nothing outside the store sees a file path. Every method is synchronous and
+short: async callers run them in a worker thread.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, Sequence
+from typing import BinaryIO, Iterable, Literal, Protocol, Sequence
 
 SPECIAL_FOLDERS: tuple[tuple[str, str | None], ...] = (
     ("INBOX", None), ("Drafts", "\\Drafts"), ("Sent", "\\Sent"),
@@ -37,6 +38,10 @@ class AlreadyExists(StoreError):
 
 class QuotaExceeded(StoreError):
     code, enhanced = 552, "5.2.2"
+
+
+class BlobMissing(NotFound):
+    """The message's bytes are gone (expunged and removed meanwhile)."""
 
 
 class StorageFull(StoreError):
@@ -157,9 +162,25 @@ class QueueEntry:
 FlagMode = Literal["set", "add", "remove"]
 
 
+class Blobs(Protocol):
+    """Message bytes by id. Writes are durable only after `sync` (or
+    `write(sync=True)`); readers get BlobMissing for a blob that is gone."""
+
+    def write(self, chunks: bytes | Iterable[bytes], *, blob_id: str | None = None,
+              sync: bool = True) -> BlobRef: ...
+    def sync(self, refs: Iterable[BlobRef]) -> None: ...
+    def open(self, blob_id: str) -> BinaryIO: ...   # unbuffered, positioned at 0
+    def read(self, blob_id: str, start: int = 0, length: int | None = None) -> bytes: ...
+    def size(self, blob_id: str) -> int: ...
+    def delete(self, blob_ids: Iterable[str]) -> None: ...
+    def clean_tmp(self, older_than: float = 3600) -> int: ...
+
+
 class Store(Protocol):
     """What the rest of the system may ask of storage. Addresses passed in are
     already normalised (see mail.address)."""
+
+    blobs: Blobs
 
     # -- lifecycle
     def close(self) -> None: ...
