@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .config import ConfigWatcher, Settings
+from .ingest import Ingest
 from .obs.log import Log
 from .proto.listen import ListenerSpec
 from .proto.tls import server_context
@@ -49,6 +50,7 @@ class ServiceContext:
     log: Log
     worker: int = 0
     _tls: ssl.SSLContext | None = field(default=None, repr=False)
+    _ingest: Ingest | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -60,6 +62,19 @@ class ServiceContext:
         if self._tls is None:
             self._tls = server_context(self.home / "conf" / "tls")
         return self._tls
+
+    @property
+    def ingest(self) -> Ingest:
+        """The one way in for messages, made on first use (in the worker, after
+        the fork: it owns the group commit's threads)."""
+        if self._ingest is None:
+            self._ingest = Ingest(self.store, self.log, lambda: self.settings)
+        return self._ingest
+
+    async def close_ingest(self) -> None:
+        """Finish the commits in flight (a graceful stop)."""
+        if self._ingest is not None:
+            await self._ingest.close()
 
     async def watch_config(self, interval: float = 1.0) -> None:
         """Reload coremail.toml when it changes (runs for the process lifetime)."""

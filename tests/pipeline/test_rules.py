@@ -76,13 +76,12 @@ def test_cached_answers_need_no_store(pipe):
     assert v.ok and r.users[0].address == "amy@local.test"
 
 
-def test_message_checks(pipe):
+async def test_message_checks(pipe):
     env, mx = Envelope(), Client("192.0.2.1")
-    assert pipe.message(mx, env, b"Subject: x\r\n\r\nbody\r\n", 20).ok
+    assert (await pipe.check_message(mx, env, b"Subject: x\r\n\r\nbody\r\n", 20)).verdict.ok
     looped = b"".join(b"Received: from h%d\r\n" % i for i in range(60)) + b"\r\nx\r\n"
-    v = pipe.message(mx, env, looped, len(looped))
+    v = (await pipe.check_message(mx, env, looped, len(looped))).verdict
     assert (v.code, v.enhanced) == (554, "5.4.6")
-    pipe.checks.append(lambda c, e, h, n, s: None)      # room for later checks
-    assert pipe.message(mx, env, b"\r\nbody only\r\n", 12).ok
+    assert (await pipe.check_message(mx, env, b"\r\nbody only\r\n", 12)).verdict.ok
     assert header_section(b"A: b\r\n\r\nbody", 100) == b"A: b\r\n"
     assert header_section(b"A: " + b"b" * 200 + b"\r\n\r\n", 100) is None

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from coremail.smtpd.delivery import trace_headers
+from coremail.ingest.trace import trace_headers
 from coremail.smtpd.parser import to_crlf
 
 from .conftest import DOMAIN, PASSWORD, TLS

@@ -9,25 +9,22 @@ responses and returns the tagged OK text (or raises session.No/Bad).
 from __future__ import annotations
 
 import re
-import time
 
-from ..mail.mime import summarize
-from ..store.interfaces import AlreadyExists, Delivery, NotFound, QuotaExceeded, StoreError
+from ..services.mailboxes import SEP, MailboxError, NewMessage, folder_name
+from ..store.interfaces import NotFound
 from .mailbox import Mailbox
 from .parser import SequenceSet, format_mailbox
 from .session import AUTH, SELECTED, No
 
-SEP = "/"
-_BAD_NAME = re.compile(r"[\x00-\x1f\x7f%*]")
 _STATUS_ORDER = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
                  "HIGHESTMODSEQ", "APPENDLIMIT")
 
 
 def _name(raw: str) -> str:
-    name = raw.rstrip(SEP)
-    if not name or _BAD_NAME.search(name) or SEP * 2 in name or name.startswith(SEP):
-        raise No(f"{raw[:100]!r} is not a valid mailbox name", "CANNOT")
-    return "INBOX" if name.upper() == "INBOX" else name
+    try:
+        return folder_name(raw)
+    except MailboxError as e:
+        raise _no(e) from None
 
 
 def _mb(name: str) -> str:
@@ -64,79 +61,36 @@ async def select(s, cmd) -> str:
 
 
 # ------------------------------------------------------------ CREATE / DELETE / RENAME
-def _create_blocking(store, user_id: int, name: str, use: str | None) -> None:
-    parts = name.split(SEP)
-    for depth in range(1, len(parts)):
-        parent = SEP.join(parts[:depth])
-        if store.get_folder(user_id, parent) is None:
-            try:
-                store.create_folder(user_id, parent)
-            except AlreadyExists:
-                pass
-    store.create_folder(user_id, name, use)
+def _no(e: MailboxError) -> No:
+    return No(e.text, e.reason)
 
 
 async def create(s, cmd) -> str:
-    name = _name(cmd.args.mailbox)
-    use = None
-    if cmd.args.special_use:
-        use = cmd.args.special_use[0]
-        if use not in ("\\Drafts", "\\Sent", "\\Junk", "\\Trash", "\\Archive", "\\All", "\\Flagged"):
-            raise No(f"{use} is not a special use this server knows", "USEATTR")
+    use = cmd.args.special_use[0] if cmd.args.special_use else None
     try:
-        await s.run(_create_blocking, s.store, s.user.id, name, use)
-    except AlreadyExists:
-        raise No(f"Mailbox {name[:200]} already exists", "ALREADYEXISTS") from None
+        await s.run(s.svc.mailboxes.create, s.user.id, cmd.args.mailbox, use)
+    except MailboxError as e:
+        raise _no(e) from None
     return "OK CREATE completed"
 
 
 async def delete(s, cmd) -> str:
-    name = _name(cmd.args.mailbox)
-    if name == "INBOX":
-        raise No("INBOX cannot be deleted", "CANNOT")
     try:
-        await s.run(s.store.delete_folder, s.user.id, name)
-    except NotFound:
-        raise No(f"No mailbox {name[:200]}", "NONEXISTENT") from None
+        name = await s.run(s.svc.mailboxes.delete, s.user.id, cmd.args.mailbox)
+    except MailboxError as e:
+        raise _no(e) from None
     if s.mailbox is not None and s.mailbox.name == name:
         s.mailbox = None
         s.state = AUTH
     return "OK DELETE completed"
 
 
-def _rename_inbox(store, user_id: int, new: str) -> None:
-    """RFC 3501: renaming INBOX moves its messages to the new name; INBOX stays."""
-    inbox = store.get_folder(user_id, "INBOX")
-    dest = store.create_folder(user_id, new)
-    uids = store.message_uids(inbox.id)
-    if uids:
-        store.copy_messages(inbox.id, uids, dest.id, move=True)
-
-
 async def rename(s, cmd) -> str:
-    old, new = _name(cmd.args.old), _name(cmd.args.new)
-    if new == "INBOX":
-        raise No("A mailbox cannot be renamed to INBOX", "ALREADYEXISTS")
     try:
-        if old == "INBOX":
-            await s.run(_rename_inbox, s.store, s.user.id, new)
-        else:
-            if new.startswith(old + SEP):
-                raise No("A mailbox cannot be moved into itself", "CANNOT")
-            parent = new.rpartition(SEP)[0]
-            if parent:
-                await s.run(_create_parents, s.store, s.user.id, parent)
-            await s.run(s.store.rename_folder, s.user.id, old, new)
-    except AlreadyExists:
-        raise No(f"Mailbox {new[:200]} already exists", "ALREADYEXISTS") from None
-    except NotFound:
-        raise No(f"No mailbox {old[:200]}", "NONEXISTENT") from None
+        await s.run(s.svc.mailboxes.rename, s.user.id, cmd.args.old, cmd.args.new)
+    except MailboxError as e:
+        raise _no(e) from None
     return "OK RENAME completed"
-
-
-def _create_parents(store, user_id: int, name: str) -> None:
-    if store.get_folder(user_id, name) is None:
-        _create_blocking(store, user_id, name, None)
 
 
 async def subscribe(s, cmd) -> str:
@@ -242,42 +196,18 @@ async def status(s, cmd) -> str:
 
 
 # ------------------------------------------------------------ APPEND
-def _append_blocking(store, user_id: int, folder, messages) -> list[int]:
-    refs = []
-    try:
-        deliveries = []
-        for m in messages:
-            ref = store.blobs.write(m.message)
-            refs.append(ref)
-            flags = frozenset(f for f in m.flags if f != "\\Recent")
-            when = m.date_time.timestamp() if m.date_time is not None else time.time()
-            deliveries.append(Delivery(user_id, ref, folder=folder.name, flags=flags, internaldate=when,
-                                       meta=summarize(m.message)))
-        results = store.deliver(deliveries)
-    except BaseException:
-        store.blobs.delete([r.id for r in refs])
-        raise
-    bad = [r for r in results if isinstance(r, StoreError)]
-    if bad:
-        store.blobs.delete([ref.id for ref, r in zip(refs, results) if isinstance(r, StoreError)])
-        raise bad[0]
-    return [r.uid for r in results]
-
-
 async def append(s, cmd) -> str:
     name = _name(cmd.args.mailbox)
     folder = await s.run(s.store.get_folder, s.user.id, name)
     if folder is None:
         raise No(f"No mailbox {name[:200]}", "TRYCREATE")
-    for m in cmd.args.messages:
-        if len(m.message) > int(s.svc.settings.limits.max_message_size):
-            raise No("The message is larger than this server accepts", "TOOBIG")
+    messages = [NewMessage(m.message, frozenset(m.flags),
+                           m.date_time.timestamp() if m.date_time is not None else None)
+                for m in cmd.args.messages]
     try:
-        uids = await s.run(_append_blocking, s.store, s.user.id, folder, cmd.args.messages)
-    except QuotaExceeded:
-        raise No("The mailbox is over its quota", "OVERQUOTA") from None
-    except NotFound:
-        raise No(f"No mailbox {name[:200]}", "TRYCREATE") from None
+        uids = await s.svc.mailboxes.append(s.user, folder, messages)
+    except MailboxError as e:
+        raise _no(e) from None
     uidset = SequenceSet.from_ints(uids).to_bytes().decode()
     s.log.info("imap.append", sid=s.sid, user=s.user.address, folder=name, uids=uidset)
     return f"OK [APPENDUID {folder.uidvalidity} {uidset}] APPEND completed"

@@ -15,6 +15,7 @@ import asyncio
 
 from ..proto.access import AccessService
 from ..services.login import Authenticator, FailureThrottle, LoginCache
+from ..services.mailboxes import Mailboxes
 from .session import ImapSession
 
 POLL_INTERVAL = 0.5
@@ -69,6 +70,15 @@ class ImapService(AccessService):
         self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail", "imap"),
                                   LoginCache(shared_dir=run / "logincache-imap"))
         self.watcher = IdleWatcher(ctx.store, ctx.log)
+        self._mailboxes: Mailboxes | None = None
+
+    @property
+    def mailboxes(self) -> Mailboxes:
+        """Made on first use, in the worker (the ingest owns threads)."""
+        if self._mailboxes is None:
+            self._mailboxes = Mailboxes(self.ctx.store, self.ctx.ingest,
+                                        lambda: int(self.ctx.settings.limits.max_message_size))
+        return self._mailboxes
 
     def make_session(self, listener: str, implicit_tls: bool) -> ImapSession:
         return ImapSession(self, listener, implicit_tls)  # says * BYE when shut down
@@ -76,6 +86,7 @@ class ImapService(AccessService):
     async def stop(self, timeout: float) -> None:
         self.watcher.stop()
         await super().stop(timeout)
+        await self.ctx.close_ingest()
 
 
 def create(ctx) -> ImapService:

@@ -1,51 +1,36 @@
-"""The SMTP policy: verdicts on a sender, a recipient and a message.
+"""The SMTP policy: verdicts on a login, a sender, a recipient and a message.
 
-Relay rules (including the old source-routing tricks), limits, quotas and the
-sender-address rule for logged-in users live here and nowhere else. Every
-method is synchronous (it may read the store): the SMTP handler runs it in a
-worker thread. Message checks are a list, so spam/virus/SPF/DKIM verdicts can
-be appended later without touching the engine.
+Relay rules (including the old source-routing tricks), limits, quotas, the
+TLS-before-AUTH and sender-address rules for logged-in users live here and
+nowhere else. The rules themselves are synchronous (`sender`, `recipient`
+may read the store); the SMTP handler and the webmail call the async
+`check_*` forms, which answer from caches on the event loop and put store
+reads on the pipeline's threads. Message checks are async callables
+(pipeline.checks) whose results pipeline.decide sums.
 """
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Callable, Protocol
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Callable, Sequence
 
 from ..config import Settings
+from ..ingest.recipients import Expansion, Recipients
 from ..mail.address import Address, AddressError, parse_address
-from ..services.recipients import Expansion, Recipients
+from ..mail.headers import header_section
+from ..obs.log import Log
 from ..store.interfaces import Store
+from .checks import HopCount, Message, MessageCheck
+from .decide import Decision, decide
 from .envelope import Client, Envelope, Recipient
 from .verdict import AUTH_REQUIRED, RELAY_DENIED, TOO_MANY_RECIPIENTS, Verdict, ok
 
-MAX_HOPS = 50   # Received headers: more means a mail loop (RFC 5321 6.3)
+__all__ = ["Pipeline", "header_section"]
 
-
-class MessageCheck(Protocol):
-    """One verdict on a whole message; None means "no objection"."""
-
-    def __call__(self, client: Client, env: Envelope, header: bytes, size: int,
-                 settings: Settings) -> Verdict | None: ...
-
-
-def header_section(content: bytes, limit: int) -> bytes | None:
-    """The header section (up to the blank line) if it ends within `limit`
-    bytes, else None."""
-    if content[:2] == b"\r\n":
-        return b""
-    end = content.find(b"\r\n\r\n", 0, limit + 4)
-    if end < 0:
-        return bytes(content) if len(content) <= limit else None
-    return bytes(content[:end + 2]) if end + 2 <= limit else None
-
-
-def check_hops(client: Client, env: Envelope, header: bytes, size: int,
-               settings: Settings) -> Verdict | None:
-    hops = header.lower().count(b"\nreceived:") + header[:9].lower().startswith(b"received:")
-    if hops > MAX_HOPS:
-        return Verdict(554, "5.4.6", f"the message has passed through {hops} servers; "
-                                     "there is probably a mail loop")
-    return None
+NOT_ASCII_SENDER = Verdict(553, "5.6.7", "the sender address is not ASCII; the client must use "
+                                        "MAIL FROM:<...> SMTPUTF8")
+CHECK_TIMEOUT = 20.0   # seconds one message check may take before it is skipped
 
 
 def _size_words(n: int) -> str:
@@ -65,34 +50,6 @@ def _relay_trick(mailbox: str) -> str | None:
     if "!" in local:
         return "'!' (UUCP) routing in the local part"
     return None
-
-
-class CachedRecipients(Recipients):
-    """Recipients with the local-domain list cached for a few seconds: the
-    RCPT path asks it for every address and domains change rarely."""
-
-    TTL = 5.0
-
-    def __init__(self, store: Store):
-        super().__init__(store)
-        self._domains: dict[str, tuple[float, bool]] = {}
-
-    def cached_domain(self, domain: str) -> bool | None:
-        hit = self._domains.get(domain)
-        if hit is not None and time.monotonic() - hit[0] < self.TTL:
-            return hit[1]
-        return None
-
-    def is_local_domain(self, domain: str) -> bool:
-        now = time.monotonic()
-        hit = self._domains.get(domain)
-        if hit is not None and now - hit[0] < self.TTL:
-            return hit[1]
-        local = self.store.get_domain(domain) is not None
-        if len(self._domains) > 10000:
-            self._domains.clear()
-        self._domains[domain] = (now, local)
-        return local
 
 
 class ExpansionCache:
@@ -123,12 +80,53 @@ class ExpansionCache:
 
 class Pipeline:
     def __init__(self, store: Store, settings: Callable[[], Settings],
-                 checks: list[MessageCheck] | None = None):
+                 checks: Sequence[MessageCheck] | None = None, *,
+                 executor: Executor | None = None, log: Log | None = None):
         self.store = store
         self.settings = settings
-        self.recipients = CachedRecipients(store)
+        self.recipients = Recipients(store)
         self.expansions = ExpansionCache()
-        self.checks: list[MessageCheck] = list(checks) if checks is not None else [check_hops]
+        self.checks: list[MessageCheck] = list(checks) if checks is not None else [HopCount()]
+        self.executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="policy")
+        self.log = log
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    # ------------------------------------------------------------------ login
+    @staticmethod
+    def auth_start(client: Client) -> Verdict | None:
+        """May this session try AUTH at all? Only over TLS (INTERFACE.md), on
+        every listener including loopback: a password never crosses in clear."""
+        if not client.tls:
+            return Verdict(538, "5.7.11", "encryption required: use STARTTLS (or port 465) "
+                                          "before AUTH")
+        return None
+
+    @staticmethod
+    def authorization(authzid: str, login: str) -> Verdict | None:
+        """RFC 4616's authorisation identity: logging in as yourself only."""
+        if authzid and authzid != login:
+            return Verdict(535, "5.7.8", "logging in on behalf of another user is not allowed")
+        return None
+
+    # ------------------------------------------------------ async, for front ends
+    async def check_sender(self, client: Client, mailbox: str, *, declared_size: int = 0,
+                           smtputf8: bool = False) -> tuple[Verdict, Address | None]:
+        if client.user is None and client.listener == "smtp":
+            # The MX's rules read nothing from the store: no thread needed.
+            return self.sender(client, mailbox, declared_size=declared_size, smtputf8=smtputf8)
+        return await self._run(lambda: self.sender(client, mailbox, declared_size=declared_size,
+                                                   smtputf8=smtputf8))
+
+    async def check_recipient(self, client: Client, env: Envelope, mailbox: str,
+                              route: tuple[str, ...] = ()) -> tuple[Verdict, Recipient | None]:
+        # Cached answers come straight back; anything needing the store goes to a thread.
+        got = self.recipient(client, env, mailbox, route, store_ok=False)
+        if got is None:
+            got = await self._run(self.recipient, client, env, mailbox, route)
+        assert got is not None
+        return got
 
     # ---------------------------------------------------------------- sender
     def sender(self, client: Client, mailbox: str, *, declared_size: int = 0,
@@ -141,13 +139,14 @@ class Pipeline:
             return self.oversize(declared_size, limit), None
         if mailbox == "":
             return ok("sender ok (null sender)", "2.1.0"), None
+        if not smtputf8 and not mailbox.isascii():
+            return NOT_ASCII_SENDER, None
         try:
             addr = parse_address(mailbox)
         except AddressError as e:
             return Verdict(553, "5.1.3", f"malformed sender address: {e}"), None
         if not smtputf8 and not str(addr).isascii():
-            return Verdict(553, "5.6.7", "the sender address is not ASCII; the client must "
-                                         "use MAIL FROM:<...> SMTPUTF8"), None
+            return NOT_ASCII_SENDER, None
         if client.user is not None and not s.policy.allow_sender_mismatch:
             if not self._owns(client, addr):
                 return Verdict(553, "5.7.1", f"you are logged in as {client.user.address} and "
@@ -200,7 +199,7 @@ class Pipeline:
             return Verdict(553, "5.6.7", "the recipient address is not ASCII; the client must "
                                          "use MAIL FROM:<...> SMTPUTF8"), None
         local = (self.recipients.is_local_domain(addr.domain) if store_ok
-                 else self.recipients.cached_domain(addr.domain))
+                 else self.recipients.domains.cached(addr.domain))
         if local is None:
             return None
         if not local:
@@ -235,19 +234,20 @@ class Pipeline:
                 if u.quota and u.used_bytes + max(declared, 1) > u.quota}
 
     # --------------------------------------------------------------- message
-    def message(self, client: Client, env: Envelope, content: bytes,
-                size: int) -> Verdict:
+    async def check_message(self, client: Client, env: Envelope, content: bytes,
+                            size: int) -> Decision:
+        """The verdict on a whole message: limits first, then every check."""
         s = self.settings()
         limit = int(s.limits.max_message_size)
         if size > limit:
-            return self.oversize(size, limit)
+            return Decision(self.oversize(size, limit))
         header = header_section(content, int(s.limits.max_header_size))
         if header is None:
-            return Verdict(552, "5.3.4", "the message header is larger than "
-                           f"{_size_words(int(s.limits.max_header_size))}; this server "
-                           "refuses it")
-        for check in self.checks:
-            v = check(client, env, header, size, s)
-            if v is not None and not v.ok:
-                return v
-        return ok("message ok")
+            return Decision(Verdict(552, "5.3.4", "the message header is larger than "
+                                    f"{_size_words(int(s.limits.max_header_size))}; this "
+                                    "server refuses it"))
+        msg = Message(client, env, content, header, s, self.executor)
+        return await decide(self.checks, msg, timeout=CHECK_TIMEOUT, log=self.log)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False)

@@ -5,6 +5,12 @@ formats them, so a rule can be tested without a socket."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..store.interfaces import QuotaExceeded
+
+if TYPE_CHECKING:
+    from ..ingest import Job
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +41,6 @@ class Verdict:
         return f"{self.code} {self.enhanced} {self.text}".replace("  ", " ")
 
 
-class Refusal(Exception):
-    """A verdict raised from deep down; the top turns it into the reply."""
-
-    def __init__(self, verdict: Verdict):
-        super().__init__(str(verdict))
-        self.verdict = verdict
-
-
 def ok(text: str = "Ok", enhanced: str = "2.0.0", code: int = 250) -> Verdict:
     return Verdict(code, enhanced, text)
 
@@ -55,3 +53,17 @@ AUTH_REQUIRED = Verdict(530, "5.7.0", "authentication required: log in with AUTH
 TOO_MANY_RECIPIENTS = "too many recipients for one message (limit {n}); send the rest in another message"
 STORAGE_FULL = Verdict(452, "4.3.1", "the server's storage is full; please try again later")
 TEMP_FAILURE = Verdict(451, "4.3.0", "a local error stopped the delivery; please try again later")
+
+
+def stored_verdict(job: "Job") -> Verdict:
+    """The reply for a message the ingest service has tried to store: 250
+    with the queue id once any copy is safe, else why nothing was kept."""
+    if job.accepted:
+        return Verdict(250, "2.0.0", f"Ok: queued as {job.qid}")
+    e = job.error
+    if isinstance(e, QuotaExceeded):
+        return Verdict(552, "5.2.2", "the recipient's mailbox is full; they must delete "
+                                     "messages before receiving more")
+    if e is None:
+        return TEMP_FAILURE
+    return Verdict(e.code, e.enhanced, e.text)

@@ -8,21 +8,41 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Callable
 
+from ..config import Settings
+from ..ingest import Ingest, Job, new_qid
+from ..ingest.recipients import Recipients
+from ..obs.log import Log
 from ..smtpclient import session
-from ..smtpclient.routing import RouteError, Target
+from ..smtpclient.pool import ConnectionCache
+from ..smtpclient.routing import Resolver, RouteError, Target
 from ..smtpclient.session import HostFailed, Result
-from ..store.interfaces import QueueEntry, QueueRecipient
+from ..store.interfaces import BlobMissing, QueueEntry, QueueRecipient, Store
 from .bounce import derived_id, queue_bounce
-from .local import deliver_local, loop_result, trace_of, with_delivered_to
+from .commit import DoneBatcher
+from .journal import Journal
+from .limits import Limiter, SlotRefused
+from .local import loop_result, plan_local, settle, trace_of, with_delivered_to
 
-if TYPE_CHECKING:
-    from .scheduler import DeliverAgent
 
+@dataclass
+class Attempts:
+    """What an attempt needs from its deliveragent, and nothing more."""
 
-class SlotRefused(Exception):
-    """Raised by the scheduler's Limiter when the agent stops (see there)."""
+    store: Store
+    settings: Callable[[], Settings]
+    log: Log
+    ingest: Ingest
+    recipients: Recipients             # alias/forward expansion, the local-domain cache
+    journal: Journal                   # every remote 250, the instant it arrives
+    finished: DoneBatcher              # group commit of finished entries
+    limiter: Limiter                   # connection slots
+    connections: ConnectionCache       # reused outbound connections
+    resolver: Callable[[], Resolver]
+    share: Callable[[int], int]        # this process's part of a limit
+    wake: Callable[[], None]           # look at the queue again (new entries)
 
 
 # What a recipient gets whose attempt never started because the agent was
@@ -39,8 +59,8 @@ def _domain(address: str) -> str:
     return address.rpartition("@")[2].lower()
 
 
-async def run(agent: DeliverAgent, entry: QueueEntry) -> None:
-    store, settings = agent.store, agent.ctx.settings
+async def run(agent: Attempts, entry: QueueEntry) -> None:
+    store, settings = agent.store, agent.settings()
     hostname = settings.server.hostname
     pending = [r.address for r in entry.recipients if r.status == "pending"]
     if not pending:  # every recipient was settled (e.g. by a replayed journal)
@@ -50,7 +70,7 @@ async def run(agent: DeliverAgent, entry: QueueEntry) -> None:
     # its domains are ours.
     try:
         data, local_domains = await asyncio.to_thread(_prepare, agent, entry, pending)
-    except FileNotFoundError:
+    except BlobMissing:
         agent.log.error("queue.blob_missing", qid=entry.id, blob=entry.blob_id)
         await asyncio.to_thread(store.queue_delete, entry.id)
         return
@@ -96,15 +116,19 @@ def without_return_path(data: bytes) -> bytes:
     return data
 
 
-def _prepare(agent: DeliverAgent, entry: QueueEntry, pending: list[str]) -> tuple[bytes, set]:
-    data = agent.store.blobs.read(entry.blob_id)  # type: ignore[attr-defined]
-    return data, {d for d in {_domain(a) for a in pending} if agent.is_local_domain(d)}
+def _prepare(agent: Attempts, entry: QueueEntry, pending: list[str]) -> tuple[bytes, set]:
+    data = agent.store.blobs.read(entry.blob_id)
+    return data, {d for d in {_domain(a) for a in pending} if agent.recipients.is_local_domain(d)}
 
 
-async def _local(agent, entry, local, data, trace):
+async def _local(agent: Attempts, entry: QueueEntry, local: list[str], data: bytes, trace):
     t0 = time.monotonic()
-    out = await asyncio.to_thread(deliver_local, agent.store, entry, local, data, trace,
-                                  agent.ctx.settings.server.hostname)
+    hostname = agent.settings().server.hostname
+    out = await asyncio.to_thread(plan_local, agent.recipients, entry, local, data, trace,
+                                  hostname)
+    if out.job.local:
+        await agent.ingest.submit(out.job)
+        settle(out, hostname)
     for addr, r in out.results.items():
         agent.log.info("delivery", qid=entry.id, rcpt=addr, host="local", ip="",
                        reply=r.diagnostic, result=r.state, delay=_delay(entry),
@@ -113,9 +137,9 @@ async def _local(agent, entry, local, data, trace):
     return out.results, out.forward
 
 
-async def _send_group(agent: DeliverAgent, entry: QueueEntry, key: str, addrs: list[str],
+async def _send_group(agent: Attempts, entry: QueueEntry, key: str, addrs: list[str],
                       data: bytes) -> tuple[dict[str, Result], dict]:
-    d = agent.ctx.settings.delivery
+    d = agent.settings().delivery
     domain = _domain(addrs[0])
     try:
         route = await agent.resolver().route(domain, relayhost=d.relayhost, port=d.smtp_port)
@@ -131,9 +155,9 @@ async def _send_group(agent: DeliverAgent, entry: QueueEntry, key: str, addrs: l
         return {a: NOT_TRIED for a in addrs}, {}
 
 
-async def _send_in_slot(agent: DeliverAgent, entry: QueueEntry, limit_key: str, route,
+async def _send_in_slot(agent: Attempts, entry: QueueEntry, limit_key: str, route,
                         addrs: list[str], data: bytes) -> tuple[dict[str, Result], dict]:
-    d = agent.ctx.settings.delivery
+    d = agent.settings().delivery
     async with agent.limiter.slot(limit_key, lambda: agent.share(d.concurrency),
                                   lambda: agent.share(d.per_domain_concurrency)):
         last: HostFailed | None = None
@@ -146,7 +170,7 @@ async def _send_in_slot(agent: DeliverAgent, entry: QueueEntry, limit_key: str, 
 
             try:
                 got = await session.send(
-                    target, helo=agent.ctx.settings.server.hostname, sender=entry.sender,
+                    target, helo=agent.settings().server.hostname, sender=entry.sender,
                     recipients=addrs, data=data, connect_timeout=float(d.connect_timeout),
                     command_timeout=float(d.command_timeout), on_accepted=note,
                     cache=agent.connections)
@@ -175,20 +199,23 @@ def _delay(entry: QueueEntry) -> str:
     return f"{time.time() - entry.created:.1f}"
 
 
-def _finish(agent: DeliverAgent, entry: QueueEntry, results: dict[str, Result],
+def _finish(agent: Attempts, entry: QueueEntry, results: dict[str, Result],
             forwards: dict[str, list[str]], data: bytes) -> bool:
     """Blocking: record the outcome; True when the entry is finished and
     goes to the group commit (scheduler's DoneBatcher). Order matters for crash safety: the
     messages this attempt creates (forwards, the bounce) are queued under ids
     fixed by the attempt before the entry itself changes, so a rerun after a
     crash finds them and makes no second copy."""
-    store, settings = agent.store, agent.ctx.settings
+    store, settings = agent.store, agent.settings()
     now = time.time()
     for i, (addr, targets) in enumerate(sorted(forwards.items())):
         qid = derived_id(entry, f"F{i}")
         if store.queue_get(qid) is None:
-            blob = store.blobs.write(with_delivered_to(addr, data))  # type: ignore[attr-defined]
-            store.enqueue(queue_id=qid, blob=blob, sender=entry.sender, recipients=targets)
+            job = Job(qid=qid, blob_id=new_qid(), sender=entry.sender,
+                      parts=[with_delivered_to(addr), data], remote=list(targets))
+            agent.ingest.commit_now([job])
+            if job.error is not None:
+                raise job.error
             agent.log.info("queue.forwarded", qid=entry.id, rcpt=addr, new_qid=qid,
                            to=",".join(targets))
     expired = now - entry.created >= float(settings.delivery.max_queue_time)
@@ -200,7 +227,7 @@ def _finish(agent: DeliverAgent, entry: QueueEntry, results: dict[str, Result],
                                    r.host, r.ip)
     failed = {a: r for a, r in results.items() if r.state == "failed"}
     if failed:
-        bid = queue_bounce(store, entry, failed, data, hostname=settings.server.hostname,
+        bid = queue_bounce(agent.ingest, entry, failed, data, hostname=settings.server.hostname,
                            postmaster=f"postmaster@{settings.server.domain}", now=now)
         agent.log.info("queue.bounced" if bid else "queue.failed_no_bounce", qid=entry.id,
                        rcpt=",".join(failed), bounce_qid=bid)

@@ -1,10 +1,10 @@
 """Turning failed recipients into one DSN for the envelope sender.
 
-The DSN (mail.dsn.build_dsn) is written as a blob and queued with a null
-sender under an id derived from the failed attempt, so that an agent that
-crashes after queueing it and retries the attempt finds the id taken and
-does not send a second report. A local sender's bounce is then stored in
-their INBOX by the agent's local delivery; a remote one goes out by SMTP.
+The DSN (ingest.bounce) goes into the queue with a null sender under an id
+derived from the failed attempt, so that an agent that crashes after
+queueing it and retries the attempt finds the id taken and does not send a
+second report. A local sender's bounce is then stored in their INBOX by the
+agent's local delivery; a remote one goes out by SMTP.
 """
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import hashlib
 from datetime import datetime, timezone
 
 
-from ..mail.dsn import RecipientFailure, build_dsn, should_bounce
+from ..ingest import Ingest, new_qid
+from ..ingest.bounce import bounce_job
+from ..mail.dsn import RecipientFailure
 from ..smtpclient.session import Result
-from ..store.interfaces import AlreadyExists, QueueEntry, Store
-from .local import header_section
+from ..store.interfaces import AlreadyExists, QueueEntry
 
 
 def derived_id(entry: QueueEntry, tag: str) -> str:
@@ -34,25 +35,22 @@ def failure_of(address: str, result: Result, *, when: float) -> RecipientFailure
         last_attempt=datetime.fromtimestamp(when, timezone.utc))
 
 
-def queue_bounce(store: Store, entry: QueueEntry, failed: dict[str, Result], data: bytes, *,
+def queue_bounce(ingest: Ingest, entry: QueueEntry, failed: dict[str, Result], data: bytes, *,
                  hostname: str, postmaster: str, now: float) -> str | None:
-    """Queue the DSN for ``failed``; returns its queue id, or None when no
-    report is due (a bounce about a bounce, or nothing failed)."""
-    if not failed or not should_bounce(entry.sender) or entry.kind == "bounce":
+    """Blocking: queue the DSN for ``failed``; returns its queue id, or None
+    when no report is due (a bounce about a bounce, or nothing failed)."""
+    if not failed or entry.kind == "bounce":
         return None
     qid = derived_id(entry, "B")
-    if store.queue_get(qid) is not None:
+    if ingest.store.queue_get(qid) is not None:
         return qid
-    dsn = build_dsn(reporting_mta=hostname, original_sender=entry.sender,
-                    original_headers=header_section(data) + b"\r\n\r\n",
-                    original_envelope_id=None,
-                    arrival_date=datetime.fromtimestamp(entry.created, timezone.utc),
-                    failures=[failure_of(a, r, when=now) for a, r in failed.items()],
-                    postmaster=postmaster)
-    blob = store.blobs.write(dsn)  # type: ignore[attr-defined]
-    try:
-        store.enqueue(queue_id=qid, blob=blob, sender="", recipients=[entry.sender],
-                      kind="bounce")
-    except AlreadyExists:
-        store.blobs.delete([blob.id])  # type: ignore[attr-defined]  # queued by an earlier run
+    job = bounce_job(qid=qid, sender=entry.sender, original=data, arrived=entry.created,
+                     failures=[failure_of(a, r, when=now) for a, r in failed.items()],
+                     hostname=hostname, postmaster=postmaster)
+    if job is None:
+        return None
+    job.blob_id = new_qid()   # never the id of a blob an earlier run may have queued
+    ingest.commit_now([job])
+    if job.error is not None and not isinstance(job.error, AlreadyExists):
+        raise job.error
     return qid

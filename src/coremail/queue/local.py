@@ -1,32 +1,22 @@
 """Queued mail whose recipient is one of ours (a bounce to a local sender, a
 local address reached through an alias or forward), and loop detection.
 
-Local recipients are expanded here with services.recipients (aliases,
-auto-forward with or without --keep), stored with Store.deliver, and remote
-targets go back to the queue as a new entry carrying a Delivered-To header:
-that header, and the hop count, are how a forwarding loop is caught and
-bounced instead of circling for ever.
+Local recipients are expanded here (ingest.recipients: aliases, auto-forward
+with or without --keep) and stored through the ingest service, which gives
+the copies their summary; remote targets go back to the queue as a new entry
+carrying a Delivered-To header: that header, and the hop count, are how a
+forwarding loop is caught and bounced instead of circling for ever.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from ..ingest import Job, LocalCopy
+from ..ingest.recipients import Recipients
 from ..mail.address import AddressError, parse_address
-from ..services.recipients import Recipients
+from ..mail.headers import MAX_HOPS, delivered_to, header_section, hops
 from ..smtpclient.session import Result
-from ..store.interfaces import BlobRef, Delivery, QueueEntry, Store, StoreError
-
-MAX_HOPS = 30  # Received + Delivered-To lines; RFC 5321 6.3 suggests at least 100 is too many
-
-_TRACE = re.compile(rb"^(received|delivered-to)[ \t]*:[ \t]*(.*)$", re.IGNORECASE)
-
-
-def header_section(data: bytes) -> bytes:
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        end = data.find(b"\n\n")
-    return data if end < 0 else data[:end]
+from ..store.interfaces import BlobRef, QueueEntry
 
 
 @dataclass
@@ -37,16 +27,8 @@ class Trace:
 
 def trace_of(data: bytes) -> Trace:
     """Count the hops a message has made and the addresses it was delivered to."""
-    out = Trace()
-    for line in header_section(data).splitlines():
-        m = _TRACE.match(line)
-        if not m:
-            continue
-        out.hops += 1
-        if m.group(1).lower() == b"delivered-to":
-            out.delivered_to.add(m.group(2).decode("utf-8", "replace").strip()
-                                 .strip("<>").lower())
-    return out
+    header = header_section(data) or b""
+    return Trace(hops(header), delivered_to(header))
 
 
 def loop_result(trace: Trace, hostname: str) -> Result | None:
@@ -57,19 +39,21 @@ def loop_result(trace: Trace, hostname: str) -> Result | None:
 
 
 @dataclass
-class LocalOutcome:
-    results: dict[str, Result]
-    forward: dict[str, list[str]]  # local address -> remote targets to queue
+class LocalPlan:
+    results: dict[str, Result]          # addresses settled without storing anything
+    forward: dict[str, list[str]]       # local address -> remote targets to queue
+    job: Job                            # the copies to store
+    owners: dict[int, str]              # id(LocalCopy) -> the address it is for
 
 
-def deliver_local(store: Store, entry: QueueEntry, addresses: list[str], data: bytes,
-                  trace: Trace, hostname: str) -> LocalOutcome:
-    """Blocking (run it in a thread): expand and store each local recipient."""
-    recipients = Recipients(store)
+def plan_local(recipients: Recipients, entry: QueueEntry, addresses: list[str], data: bytes,
+               trace: Trace, hostname: str) -> LocalPlan:
+    """Blocking (run it in a thread): where each local recipient leads."""
     results: dict[str, Result] = {}
     forward: dict[str, list[str]] = {}
-    deliveries: list[tuple[str, Delivery]] = []
-    blob = BlobRef(entry.blob_id, entry.size or len(data))
+    job = Job(qid=entry.id, sender=entry.sender, parts=[data],
+              blob=BlobRef(entry.blob_id, entry.size or len(data)), report_failures=False)
+    owners: dict[int, str] = {}
     for addr_text in addresses:
         try:
             addr = parse_address(addr_text)
@@ -92,21 +76,31 @@ def deliver_local(store: Store, entry: QueueEntry, addresses: list[str], data: b
                                             "no such user here", hostname)
             continue
         for user in exp.users:
-            deliveries.append((addr_text, Delivery(user_id=user.id, blob=blob)))
+            copy = LocalCopy(user)
+            job.local.append(copy)
+            owners[id(copy)] = addr_text
         if exp.remote:
             forward[addr_text] = exp.remote
         results[addr_text] = Result("sent", "2.0.0", "250 2.0.0 delivered locally"
                                     + (" and forwarded" if exp.remote else ""), hostname)
-    if deliveries:
-        outcome = store.deliver([d for _, d in deliveries])
-        for (addr_text, _), got in zip(deliveries, outcome):
-            if isinstance(got, StoreError):
-                state = "failed" if got.code >= 500 else "deferred"
-                results[addr_text] = Result(state, got.enhanced,
-                                            f"{got.code} {got.enhanced} {got.text}", hostname)
-                forward.pop(addr_text, None) if state == "deferred" else None
-    return LocalOutcome(results, forward)
+    return LocalPlan(results, forward, job, owners)
 
 
-def with_delivered_to(address: str, data: bytes) -> bytes:
-    return b"Delivered-To: " + address.encode("utf-8") + b"\r\n" + data
+def settle(plan: LocalPlan, hostname: str) -> None:
+    """After the ingest committed plan.job: a refused copy turns its address
+    into a failure (permanent, e.g. over quota) or a retry (temporary)."""
+    job = plan.job
+    refused = list(job.failed)
+    if job.error is not None:
+        refused = [(c, job.error) for c in job.local]
+    for copy, err in refused:
+        addr_text = plan.owners[id(copy)]
+        state = "failed" if err.code >= 500 else "deferred"
+        plan.results[addr_text] = Result(state, err.enhanced,
+                                         f"{err.code} {err.enhanced} {err.text}", hostname)
+        if state == "deferred":
+            plan.forward.pop(addr_text, None)
+
+
+def with_delivered_to(address: str) -> bytes:
+    return b"Delivered-To: " + address.encode("utf-8") + b"\r\n"

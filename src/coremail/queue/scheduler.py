@@ -15,23 +15,22 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from ..smtpclient.pool import ConnectionCache
 from ..smtpclient.routing import Resolver
 from ..store.interfaces import QueueEntry
+from ..ingest.recipients import Recipients
 from . import attempt
-from .attempt import SlotRefused
+from .attempt import Attempts
 from .commit import DoneBatcher
+from .limits import Limiter
 from .journal import Journal, replay
 
 LEASE = 120.0          # seconds a claim holds without renewal
 RENEW_EVERY = 30.0
 POLL = 1.0             # how often the store is asked for due mail (and flushes)
 CLAIM_BATCH = 200
-DOMAIN_CACHE = 1.0     # seconds "is this domain ours?" is remembered (as smtpd's RCPT cache)
 
 
 def pid_alive(pid: int) -> bool:
@@ -42,70 +41,6 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-class Limiter:
-    """Connection slots: at most ``total()`` at once, ``per_key()`` per
-    destination. The limits are read at each grant, so a changed setting
-    applies without a restart. A freed slot is handed straight to the first
-    waiter that fits: waking every waiter to re-check (a Condition) cost a
-    measurable share of the loop with hundreds of entries waiting."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self.per: dict[str, int] = {}
-        self._waiters: list[tuple[str, Callable[[], int], Callable[[], int],
-                                  asyncio.Future]] = []
-        self.stopping = False
-
-    def stop(self) -> None:
-        """Refuse every waiting and future request: a stop waits only for
-        the transactions already under way, not for the whole claimed batch."""
-        self.stopping = True
-        for w in self._waiters:
-            if not w[3].done():
-                w[3].set_exception(SlotRefused())
-        self._waiters = []
-
-    def _fits(self, key: str, total: Callable[[], int], per_key: Callable[[], int]) -> bool:
-        return self.total < total() and self.per.get(key, 0) < per_key()
-
-    def _take(self, key: str) -> None:
-        self.total += 1
-        self.per[key] = self.per.get(key, 0) + 1
-
-    def _give(self, key: str) -> None:
-        self.total -= 1
-        self.per[key] -= 1
-        if not self.per[key]:
-            del self.per[key]
-        for w in list(self._waiters):
-            if w[3].done():
-                self._waiters.remove(w)
-            elif self._fits(w[0], w[1], w[2]):
-                self._waiters.remove(w)
-                self._take(w[0])
-                w[3].set_result(None)
-
-    @asynccontextmanager
-    async def slot(self, key: str, total: Callable[[], int], per_key: Callable[[], int]):
-        if self.stopping:
-            raise SlotRefused()
-        if self._fits(key, total, per_key) and not any(w[0] == key for w in self._waiters):
-            self._take(key)
-        else:
-            fut = asyncio.get_running_loop().create_future()
-            self._waiters.append((key, total, per_key, fut))
-            try:
-                await fut
-            except asyncio.CancelledError:
-                if fut.done() and not fut.cancelled():
-                    self._give(key)  # granted just as we were cancelled
-                raise
-        try:
-            yield
-        finally:
-            self._give(key)
 
 
 class DeliverAgent:
@@ -121,7 +56,8 @@ class DeliverAgent:
         self.limiter = Limiter()
         self.connections = ConnectionCache()
         self.finished = DoneBatcher(self)
-        self._domains: dict[str, tuple[bool, float]] = {}
+        self.recipients = Recipients(ctx.store)
+        self.attempts: Attempts | None = None
         self._resolver: Resolver | None = None
         self._resolver_key: tuple = ()
         self._wake = asyncio.Event()
@@ -146,19 +82,6 @@ class DeliverAgent:
             self._resolver_key = key
         return self._resolver
 
-    def is_local_domain(self, domain: str) -> bool:
-        """Blocking (store); answers are kept for DOMAIN_CACHE seconds, so a
-        domain added or removed is seen within that time."""
-        now = time.monotonic()
-        hit = self._domains.get(domain)
-        if hit is not None and now - hit[1] < DOMAIN_CACHE:
-            return hit[0]
-        ours = self.store.get_domain(domain) is not None
-        if len(self._domains) > 10000:
-            self._domains.clear()
-        self._domains[domain] = (ours, now)
-        return ours
-
     def wake(self) -> None:
         """Look at the queue now (new mail, a bounce, a flush)."""
         try:
@@ -176,6 +99,12 @@ class DeliverAgent:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._recover)
         self.journal = Journal(self.journal_dir, os.getpid(), self.token)
+        ctx = self.ctx
+        self.attempts = Attempts(
+            store=self.store, settings=lambda: ctx.settings, log=self.log, ingest=ctx.ingest,
+            recipients=self.recipients, journal=self.journal, finished=self.finished,
+            limiter=self.limiter, connections=self.connections, resolver=self.resolver,
+            share=self.share, wake=self.wake)
         self.finished.start()
         self._tasks = [asyncio.create_task(self._run(), name="queue-scheduler"),
                        asyncio.create_task(self._renew(), name="queue-leases")]
@@ -209,6 +138,7 @@ class DeliverAgent:
                 await asyncio.wait(late, timeout=5)
         await self.finished.stop()
         await self.connections.close_all()
+        await self.ctx.close_ingest()
         await asyncio.to_thread(self.store.queue_release, self.owner)
         if self.journal is not None:
             self.journal.close()
@@ -245,7 +175,8 @@ class DeliverAgent:
 
     async def _attempt(self, entry: QueueEntry) -> None:
         try:
-            await attempt.run(self, entry)
+            assert self.attempts is not None
+            await attempt.run(self.attempts, entry)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - one bad entry must not stop the others

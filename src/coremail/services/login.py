@@ -17,6 +17,7 @@ No password is kept in memory.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -25,6 +26,7 @@ import ipaddress
 import os
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..mail.address import AddressError, login_address
@@ -46,21 +48,37 @@ def plaintext_login_allowed(*, tls: bool, ip: str, allow_plaintext: bool) -> boo
 
 
 class SaslError(Exception):
+    """A SASL response that cannot be accepted; each kind has its own reply."""
+
+
+class SaslMalformed(SaslError):
     pass
 
 
-def decode_plain(b64: str) -> tuple[str, str]:
-    """RFC 4616 PLAIN: base64 of authzid NUL authcid NUL password. Returns
-    (login, password); an authzid other than the login is refused (no proxy logins)."""
+class SaslProxyLogin(SaslError):
+    pass
+
+
+def split_plain(b64: str) -> tuple[str, str, str]:
+    """RFC 4616 PLAIN: base64 of authzid NUL authcid NUL password (RFC 4954's
+    "=" is an empty response). The one decoder for SMTP, POP3 and IMAP."""
+    text = b64.strip()
     try:
-        raw = base64.b64decode(b64.strip(), validate=True)
+        raw = b"" if text == "=" else base64.b64decode(text, validate=True)
         authzid, authcid, password = raw.decode("utf-8").split("\0")
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise SaslError("malformed PLAIN response") from None
+        raise SaslMalformed("malformed PLAIN response") from None
+    return authzid, authcid, password
+
+
+def decode_plain(b64: str) -> tuple[str, str]:
+    """(login, password) of a PLAIN response; an empty login or password is
+    malformed, and an authzid other than the login is refused (no proxy logins)."""
+    authzid, authcid, password = split_plain(b64)
     if not authcid or not password:
-        raise SaslError("malformed PLAIN response")
+        raise SaslMalformed("malformed PLAIN response")
     if authzid and authzid != authcid:
-        raise SaslError("logging in as another user is not allowed")
+        raise SaslProxyLogin("logging in as another user is not allowed")
     return authcid, password
 
 
@@ -175,12 +193,24 @@ class LoginCache:
 
 
 class Authenticator:
-    """Everything a login needs, in one blocking call (run it in a thread)."""
+    """Everything a login needs, in one blocking call (run it in a thread),
+    or `login_async` on the authenticator's own threads."""
+
+    THREADS = 2   # argon2 checks at once per process: more only queue for the CPU
 
     def __init__(self, store: Store, throttle: FailureThrottle, cache: LoginCache | None):
         self.store = store
         self.throttle = throttle
         self.cache = cache
+        self._pool: ThreadPoolExecutor | None = None   # made on first use: after the fork
+
+    async def login_async(self, login: str, password: str, ip: str, *, domain: str, limit: int,
+                          window: float) -> tuple[User | None, float]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="login")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, lambda: self.login(login, password, ip, domain=domain, limit=limit,
+                                           window=window))
 
     def login(self, login: str, password: str, ip: str, *, domain: str, limit: int,
               window: float) -> tuple[User | None, float]:

@@ -1,6 +1,8 @@
 """SMTP AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms, as
-a part of the engine: only after TLS, never inside a transaction, and the
-verdict on the password always comes from the handler."""
+a part of the engine: the exchange's syntax and sequence only. Whether AUTH
+may start (TLS), whose identity may be used and the verdict on the password
+come from the handler (the pipeline's rules); PLAIN is decoded by the one
+SASL decoder that POP3 and IMAP use."""
 from __future__ import annotations
 
 import base64
@@ -8,6 +10,7 @@ import binascii
 from typing import Any
 
 from ..pipeline.verdict import Verdict
+from ..services.login import SaslMalformed, split_plain
 from .parser import parse_auth_arg
 
 
@@ -37,9 +40,9 @@ class AuthCommand:
         if not s.esmtp:
             self.reply(_v(503, "5.5.1", "AUTH needs EHLO first (HELO has no extensions)"))
             return True
-        if not s.tls:
-            self.reply(_v(538, "5.7.11", "encryption required: use STARTTLS (or port 465) "
-                                         "before AUTH"))
+        refused = self.handler.auth_start(s)
+        if refused is not None:
+            self.reply(refused)
             return True
         if s.authenticated:
             self.reply(_v(503, "5.5.1", "you are already logged in"))
@@ -60,16 +63,15 @@ class AuthCommand:
                 initial = await self._auth_line(b"334 \r\n")
                 if initial is None:
                     return True
-            raw = self._b64(initial)
-            if raw is None:
+            try:
+                authz, login, password = split_plain(initial)
+            except SaslMalformed:
+                self.reply(_v(501, "5.5.2", "AUTH PLAIN expects base64 of authzid NUL login "
+                                            "NUL password"))
                 return True
-            parts = raw.split("\0")
-            if len(parts) != 3:
-                self.reply(_v(501, "5.5.2", "AUTH PLAIN expects authzid NUL login NUL password"))
-                return True
-            authz, login, password = parts
-            if authz and authz != login:
-                self.reply(_v(535, "5.7.8", "logging in on behalf of another user is not allowed"))
+            refused = self.handler.authorization(s, authz, login)
+            if refused is not None:
+                self.reply(refused)
                 return True
         else:
             if initial is None:

@@ -1,24 +1,20 @@
 """The hooks behind the SMTP engine for the MX and submission listeners:
-they turn engine events into pipeline questions (run off the event loop,
-since the store is synchronous), hand accepted messages to the group
-committer, and write one log line per transaction."""
+they turn engine events into pipeline questions (answered from caches on
+the loop, or on the pipeline's threads), hand accepted messages to the
+ingest service, and write one log line per transaction."""
 from __future__ import annotations
 
-import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..config import Settings
+from ..ingest import Ingest, Job, LocalCopy, new_qid
 from ..obs.log import Log
 from ..pipeline.envelope import Client, Envelope
 from ..pipeline.rules import Pipeline
-from ..pipeline.verdict import Verdict
-from ..services.accounts import Accounts
-from ..services.login import FailureThrottle
-from ..store.blobs import new_id
-from .delivery import Committer, Job, trace_headers
+from ..pipeline.verdict import Verdict, stored_verdict
+from ..services.login import Authenticator
 from .engine import EngineConfig, Session
 from .parser import Path
 
@@ -35,20 +31,19 @@ class SessionState:
 
 class SmtpHandler:
     def __init__(self, *, store: Any, settings: Callable[[], Settings], log: Log,
-                 tls: Any, committer: Committer, tracker: Any, throttle: FailureThrottle):
+                 tls: Any, ingest: Ingest, tracker: Any, auth: Authenticator):
         self.store = store
         self.settings = settings
         self.log = log
         self.tls = tls
-        self.committer = committer
+        self.ingest = ingest
         self.tracker = tracker
-        self.pipeline = Pipeline(store, settings)
-        self.io = ThreadPoolExecutor(max_workers=8, thread_name_prefix="smtp-io")
-        self.auth_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-auth")
-        self.throttle = throttle   # shared by the workers (files under DIR/run)
+        self.pipeline = Pipeline(store, settings, log=log)
+        self.auth = auth   # throttle shared by the workers, login cache
 
-    async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
+    @property
+    def throttle(self):
+        return self.auth.throttle
 
     # ------------------------------------------------------------ session
     def engine_config(self, session: Session) -> EngineConfig:
@@ -82,10 +77,19 @@ class SmtpHandler:
         if not session.authenticated:
             st.client.user = None
 
+    # --------------------------------------------------------------- AUTH
+    def auth_start(self, session: Session) -> Verdict | None:
+        st: SessionState = session.state
+        st.client.tls = session.tls
+        return self.pipeline.auth_start(st.client)
+
+    def authorization(self, session: Session, authzid: str, login: str) -> Verdict | None:
+        return self.pipeline.authorization(authzid, login)
+
     def auth_blocked(self, session: Session) -> Verdict | None:
         s = self.settings()
         window = float(s.limits.auth_window)
-        wait = self.throttle.blocked_for(session.ip, s.limits.auth_failures, window)
+        wait = self.auth.throttle.blocked_for(session.ip, s.limits.auth_failures, window)
         if not wait:
             return None
         st: SessionState = session.state
@@ -100,11 +104,10 @@ class SmtpHandler:
     async def on_auth(self, session: Session, login: str, password: str) -> Verdict:
         st: SessionState = session.state
         s = self.settings()
-        accounts = Accounts(self.store, s.server.domain)
-        user = await asyncio.get_running_loop().run_in_executor(
-            self.auth_pool, accounts.authenticate, login, password)
+        user, _wait = await self.auth.login_async(
+            login, password, session.ip, domain=s.server.domain,
+            limit=s.limits.auth_failures, window=float(s.limits.auth_window))
         if user is None:
-            self.throttle.record_failure(session.ip, float(s.limits.auth_window))
             st.log.info("smtp.auth_failed", ip=session.ip, login=login)
             return Verdict(535, "5.7.8", "authentication failed: wrong login or password")
         st.client.user = user
@@ -119,14 +122,9 @@ class SmtpHandler:
         env = Envelope(declared_size=p.get("size", 0), smtputf8=bool(p.get("smtputf8")),
                        body=p.get("body", "7BIT"), sender_raw=path.mailbox)
         st.started = time.monotonic()
-        if st.client.user is None and session.listener == "smtp":
-            v, addr = self.pipeline.sender(st.client, path.mailbox,
-                                           declared_size=env.declared_size,
-                                           smtputf8=env.smtputf8)
-        else:
-            v, addr = await self._run(lambda: self.pipeline.sender(
-                st.client, path.mailbox, declared_size=env.declared_size,
-                smtputf8=env.smtputf8))
+        v, addr = await self.pipeline.check_sender(st.client, path.mailbox,
+                                                   declared_size=env.declared_size,
+                                                   smtputf8=env.smtputf8)
         if v.ok:
             env.sender = addr
             st.env = env
@@ -139,12 +137,7 @@ class SmtpHandler:
         st: SessionState = session.state
         env = st.env
         assert env is not None
-        # Cached answers come straight back; anything needing the store goes to a thread.
-        got = self.pipeline.recipient(st.client, env, path.mailbox, path.route, store_ok=False)
-        if got is None:
-            got = await self._run(self.pipeline.recipient, st.client, env, path.mailbox,
-                                  path.route)
-        v, rcpt = got
+        v, rcpt = await self.pipeline.check_recipient(st.client, env, path.mailbox, path.route)
         env.results.append((path.mailbox, f"{v.code}/{v.enhanced}"))
         if rcpt is not None:
             env.recipients.append(rcpt)
@@ -160,30 +153,29 @@ class SmtpHandler:
         st: SessionState = session.state
         env = st.env
         assert env is not None
-        limit = self.pipeline.size_limit()
-        qid = ""
-        if size > limit:
-            v = self.pipeline.oversize(size, limit)
-        else:
-            v = self.pipeline.message(st.client, env, content, size)
+        decision = await self.pipeline.check_message(st.client, env, content, size)
+        v, qid = decision.verdict, ""
         if v.ok:
-            qid = new_id()
-            users: dict[int, Any] = {}
-            remote: dict[str, None] = {}
+            qid = new_qid()
+            job = Job(qid=qid, sender=env.sender_text)
+            seen: set[int] = set()
             for r in env.recipients:
+                folder = decision.folders.get(r.address.key, "INBOX")
                 for u in r.users:
-                    users.setdefault(u.id, u)
+                    if u.id not in seen:
+                        seen.add(u.id)
+                        job.local.append(LocalCopy(u, folder))
                 for a in r.remote:
-                    remote.setdefault(a, None)
-            s = self.settings()
-            head = trace_headers(
+                    if a not in job.remote:
+                        job.remote.append(a)
+            head = self.ingest.trace(
                 qid=qid, sender=env.sender_text, helo=st.client.helo, ip=session.ip,
-                hostname=s.server.hostname, tls=session.tls, auth=session.authenticated,
-                esmtp=session.esmtp, smtputf8=env.smtputf8,
-                recipients=[str(r.address) for r in env.recipients])
-            v = await self.committer.submit(Job(qid, head, content, env.sender_text,
-                                                list(users.values()), list(remote)))
-        self._log_transaction(session, st, env, v, qid, size)
+                tls=session.tls, auth=session.authenticated, esmtp=session.esmtp,
+                smtputf8=env.smtputf8, recipients=[str(r.address) for r in env.recipients])
+            added = "".join(f"{k}: {val}\r\n" for k, val in decision.headers).encode()
+            job.parts = [head + added, content] if added else [head, content]
+            v = stored_verdict(await self.ingest.submit(job))
+        self._log_transaction(session, st, env, v, qid, size, decision.score)
         st.env = None
         st.messages += 1
         return v
@@ -196,7 +188,7 @@ class SmtpHandler:
             st.env = None
 
     def _log_transaction(self, session: Session, st: SessionState, env: Envelope,
-                         v: Verdict | None, qid: str, size: int) -> None:
+                         v: Verdict | None, qid: str, size: int, score: float = 0.0) -> None:
         ms = int((time.monotonic() - st.started) * 1000) if st.started else 0
         st.log.info("smtp.message" if v is not None else "smtp.abandoned",
                     qid=qid or None, ip=session.ip, helo=st.client.helo or None,
@@ -205,7 +197,8 @@ class SmtpHandler:
                     rcpts=",".join(f"<{raw}>={res}" for raw, res in env.results),
                     size=size, tls="yes" if session.tls else "no",
                     result=f"{v.code}/{v.enhanced}" if v is not None else "none",
-                    reason=None if v is None or v.ok else v.text, ms=ms)
+                    reason=None if v is None or v.ok else v.text,
+                    score=score or None, ms=ms)
 
     def on_close(self, session: Session, reason: str) -> None:
         st: SessionState | None = session.state
@@ -217,5 +210,4 @@ class SmtpHandler:
                        error=f"{type(exc).__name__}: {exc}")
 
     def close(self) -> None:
-        self.io.shutdown(wait=False)
-        self.auth_pool.shutdown(wait=False)
+        self.pipeline.close()

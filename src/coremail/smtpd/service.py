@@ -14,9 +14,8 @@ import socket
 from typing import Any
 
 from ..proto.listen import ListenerSpec, SessionTracker
-from .delivery import Committer, bounce_partial
+from ..services.login import Authenticator, FailureThrottle, LoginCache
 from .engine import Session, SmtpProtocol
-from ..services.login import FailureThrottle
 from .handler import SmtpHandler
 
 
@@ -28,17 +27,12 @@ class SmtpService:
         self._sweeper: asyncio.Task | None = None
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid():x}"
-        self.committer: Committer | None = None
         self.handler: SmtpHandler | None = None
 
     def listeners(self) -> list[ListenerSpec]:
         lst = self.ctx.settings.listen
         return [ListenerSpec("smtp", lst.smtp), ListenerSpec("submission", lst.submission),
                 ListenerSpec("smtps", lst.smtps, tls=True)]
-
-    def _partial(self, job) -> None:
-        s = self.ctx.settings
-        bounce_partial(self.ctx.store, s.server.hostname, f"postmaster@{s.server.domain}", job)
 
     async def start(self, sockets: dict[str, socket.socket]) -> None:
         ctx = self.ctx
@@ -50,11 +44,11 @@ class SmtpService:
             if "smtps" in sockets:
                 raise
             ctx.log.warning("smtp.no_tls", error=str(e))
-        self.committer = Committer(ctx.store, ctx.log, lambda: ctx.settings.server.hostname,
-                                   on_partial=self._partial)
+        run = ctx.home / "run"
+        auth = Authenticator(ctx.store, FailureThrottle(run / "authfail", "smtp"),
+                             LoginCache(ttl=900.0, shared_dir=run / "logincache-smtp"))
         self.handler = SmtpHandler(store=ctx.store, settings=lambda: ctx.settings, log=ctx.log,
-                                   tls=tls, committer=self.committer, tracker=self.tracker,
-                                   throttle=FailureThrottle(ctx.home / "run" / "authfail", "smtp"))
+                                   tls=tls, ingest=ctx.ingest, tracker=self.tracker, auth=auth)
         for name, sock in sockets.items():
             implicit = name == "smtps"
             server = await loop.create_server(
@@ -98,8 +92,7 @@ class SmtpService:
                 p.transport.abort()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self.committer is not None:
-            await self.committer.close()
+        await self.ctx.close_ingest()
         if self.handler is not None:
             self.handler.close()
         self.ctx.log.info("smtp.stopped")

@@ -131,6 +131,19 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Queued:
+    """A new outbound queue entry, committed in the same transaction as a
+    batch of deliveries (a message's local copies and its remote recipients
+    are stored together or not at all)."""
+
+    queue_id: str
+    blob: BlobRef
+    sender: str
+    recipients: tuple[str, ...]
+    kind: str = "out"
+
+
+@dataclass(frozen=True, slots=True)
 class Delivered:
     message_id: int
     folder_id: int
@@ -220,7 +233,10 @@ class Store(Protocol):
     def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None: ...
 
     # -- messages
-    def deliver(self, deliveries: Sequence[Delivery]) -> list[Delivered | StoreError]: ...
+    # One transaction: the deliveries (each may be refused on its own, e.g.
+    # over quota) and the new queue entries (AlreadyExists refuses them all).
+    def deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued] = ()
+                ) -> list[Delivered | StoreError]: ...
     def list_messages(self, folder_id: int, *, since_uid: int = 0,
                       with_meta: bool = False) -> list[Message]: ...
     def message_index(self, folder_id: int, *, changed_since: int = 0) -> list[tuple]: ...

@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..interfaces import (Delivered, Delivery, FlagMode, Folder, Message, NotFound, QuotaExceeded,
+from ..interfaces import (Delivered, Delivery, FlagMode, Folder, Message, NotFound, Queued,
+                          QuotaExceeded,
                           StoreError)
 
 
@@ -69,7 +70,8 @@ class MemoryMessages:
                        if m.folder_id == folder_id and (want is None or m.uid in want)),
                       key=lambda m: m.uid)
 
-    def deliver(self, deliveries: Sequence[Delivery]) -> list[Delivered | StoreError]:
+    def deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued] = ()
+                ) -> list[Delivered | StoreError]:
         """Commit a batch of deliveries at once (group commit). Per delivery: a
         Delivered, or the StoreError (QuotaExceeded, NotFound) that refused it.
         Each user is charged once for the batch if it all fits, else message by
@@ -78,6 +80,8 @@ class MemoryMessages:
         now = time.time()
         names = ["INBOX" if d.folder.upper() == "INBOX" else d.folder for d in deliveries]
         with self._lock:
+            if queued:
+                self._add_queued(queued, now)
             folders: dict[int, _Folder] = {}
             by_user: dict[int, list[int]] = {}
             for i, d in enumerate(deliveries):

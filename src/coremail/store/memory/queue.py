@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..interfaces import AlreadyExists, BlobRef, QueueEntry, QueueRecipient
+from ..interfaces import AlreadyExists, BlobRef, Queued, QueueEntry, QueueRecipient
 
 
 @dataclass
@@ -49,13 +49,19 @@ class MemoryQueue:
 
     def enqueue(self, *, queue_id: str, blob: BlobRef, sender: str, recipients: Sequence[str],
                 kind: str = "out") -> QueueEntry:
-        now = time.time()
         with self._lock:
-            if queue_id in self._queue:
-                raise AlreadyExists(f"the queue entry {queue_id} already exists")
-            e = self._queue[queue_id] = _Entry(queue_id, blob.id, sender, kind, blob.size, now, now)
-            e.recipients = {r: QueueRecipient(r) for r in dict.fromkeys(recipients)}
-            return e.record()
+            self._add_queued([Queued(queue_id, blob, sender, tuple(recipients), kind)], time.time())
+            return self._queue[queue_id].record()
+
+    def _add_queued(self, queued: Sequence[Queued], now: float) -> None:
+        """Under the lock: all the entries or, if an id is taken, none."""
+        taken = [q.queue_id for q in queued if q.queue_id in self._queue]
+        if taken:
+            raise AlreadyExists(f"the queue entry {', '.join(taken)} already exists")
+        for q in queued:
+            e = self._queue[q.queue_id] = _Entry(q.queue_id, q.blob.id, q.sender, q.kind,
+                                                 q.blob.size, now, now)
+            e.recipients = {r: QueueRecipient(r) for r in dict.fromkeys(q.recipients)}
 
     def _by_next_attempt(self, entries) -> list[_Entry]:
         return sorted(entries, key=lambda e: e.next_attempt)

@@ -11,9 +11,11 @@ import json
 import time
 from typing import Sequence
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy import Connection, bindparam, case, delete, insert, or_, select, update
 
-from ..interfaces import Delivered, Delivery, FlagMode, Message, NotFound, QuotaExceeded, StoreError
+from ..interfaces import (AlreadyExists, Delivered, Delivery, FlagMode, Message, NotFound, Queued, QuotaExceeded,
+                          StoreError)
 from . import schema as t
 
 
@@ -49,19 +51,35 @@ class MessageStore:
     _lock_users: object
     _lock_folder_owners: object
     blobs: object
+    _insert_queued: object
 
-    def deliver(self, deliveries: Sequence[Delivery]) -> list[Delivered | StoreError]:
+    def deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued] = ()
+                ) -> list[Delivered | StoreError]:
         """Commit a batch of deliveries in one transaction (group commit).
         Blobs must already be durable. Per delivery: a Delivered, or the
         StoreError (QuotaExceeded, NotFound) that refused it. The statements
         are per user and per folder, not per message: a batch of twenty
         messages for one mailbox is four statements."""
         results: list[Delivered | StoreError | None] = [None] * len(deliveries)
-        if not deliveries:
+        if not deliveries and not queued:
             return []
         now = time.time()
         names = ["INBOX" if d.folder.upper() == "INBOX" else d.folder for d in deliveries]
+        try:
+            return self._deliver(deliveries, queued, names, results, now)
+        except IntegrityError:
+            if not queued:
+                raise
+            raise AlreadyExists("the queue already holds "
+                                + ", ".join(q.queue_id for q in queued)) from None
+
+    def _deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued], names: list[str],
+                 results: list, now: float) -> list[Delivered | StoreError]:
         with self._write() as c:
+            if queued:
+                self._insert_queued(c, queued, now)
+            if not deliveries:
+                return []
             fmap = {(r.user_id, r.name): r.id for r in c.execute(_FOLDERS_OF, dict(
                 users=list({d.user_id for d in deliveries}), names=list(set(names))))}
             by_user: dict[int, list[int]] = {}

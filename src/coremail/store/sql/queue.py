@@ -12,7 +12,7 @@ from typing import Sequence
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..interfaces import AlreadyExists, BlobRef, QueueEntry, QueueRecipient
+from ..interfaces import AlreadyExists, BlobRef, Queued, QueueEntry, QueueRecipient
 from . import schema as t
 
 
@@ -25,20 +25,27 @@ class QueueStore:
 
     def enqueue(self, *, queue_id: str, blob: BlobRef, sender: str, recipients: Sequence[str],
                 kind: str = "out") -> QueueEntry:
-        now = time.time()
         try:
             with self._write() as c:
-                c.execute(insert(t.queue).values(
-                    id=queue_id, blob_id=blob.id, sender=sender, kind=kind, size=blob.size,
-                    created=now, next_attempt=now, attempts=0, last_error=""))
-                c.execute(insert(t.queue_recipients), [
-                    dict(queue_id=queue_id, address=r, status="pending", last_error="", attempts=0)
-                    for r in dict.fromkeys(recipients)])
+                self._insert_queued(c, [Queued(queue_id, blob, sender, tuple(recipients), kind)],
+                                    time.time())
         except IntegrityError:
             raise AlreadyExists(f"the queue already holds {queue_id}") from None
         entry = self.queue_get(queue_id)
         assert entry is not None
         return entry
+
+    @staticmethod
+    def _insert_queued(c: Connection, queued: Sequence[Queued], now: float) -> None:
+        """Inside a write transaction; a taken id raises IntegrityError, which
+        rolls the whole transaction back."""
+        c.execute(insert(t.queue), [dict(
+            id=q.queue_id, blob_id=q.blob.id, sender=q.sender, kind=q.kind,
+            size=q.blob.size, created=now, next_attempt=now, attempts=0, last_error="")
+            for q in queued])
+        c.execute(insert(t.queue_recipients), [
+            dict(queue_id=q.queue_id, address=r, status="pending", last_error="", attempts=0)
+            for q in queued for r in dict.fromkeys(q.recipients)])
 
     def _queue_entries(self, c: Connection, q) -> list[QueueEntry]:
         rows = c.execute(q).all()

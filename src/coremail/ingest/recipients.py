@@ -1,9 +1,12 @@
 """Where a recipient address leads: local mailboxes (users), remote
 addresses (the outbound queue), or nowhere (unknown). Aliases and
 auto-forwards are expanded here, once, for SMTP at RCPT/DATA time and for
-the deliveragent; a cycle among them is detected rather than followed."""
+the deliveragent; a cycle among them is detected rather than followed.
+"Is this domain ours?" is asked for every address, so its answer is kept
+for LocalDomains.TTL seconds, the same lifetime for every caller."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from ..mail.address import Address, AddressError, parse_address
@@ -19,17 +22,42 @@ class Expansion:
     loop: bool = False                                  # a cycle was cut
 
 
-class Recipients:
+class LocalDomains:
+    """Which domains are ours, remembered for TTL seconds: a domain added or
+    removed is seen by SMTP and the deliveragent within that time."""
+
+    TTL = 2.0
+
     def __init__(self, store: Store):
         self.store = store
+        self._seen: dict[str, tuple[float, bool]] = {}
+
+    def cached(self, domain: str) -> bool | None:
+        """The remembered answer, or None: ask `is_local` (it reads the store)."""
+        hit = self._seen.get(domain)
+        if hit is not None and time.monotonic() - hit[0] < self.TTL:
+            return hit[1]
+        return None
+
+    def is_local(self, domain: str) -> bool:
+        """Blocking (store) unless cached."""
+        hit = self.cached(domain)
+        if hit is not None:
+            return hit
+        ours = self.store.get_domain(domain) is not None
+        if len(self._seen) > 10000:
+            self._seen.clear()
+        self._seen[domain] = (time.monotonic(), ours)
+        return ours
+
+
+class Recipients:
+    def __init__(self, store: Store, domains: LocalDomains | None = None):
+        self.store = store
+        self.domains = domains or LocalDomains(store)
 
     def is_local_domain(self, domain: str) -> bool:
-        return self.store.get_domain(domain) is not None
-
-    def exists(self, addr: Address) -> bool:
-        """Does a local address lead to a mailbox or alias (RCPT check)?"""
-        return (self.store.get_user(addr.key) is not None
-                or bool(self.store.alias_targets(addr.key)))
+        return self.domains.is_local(domain)
 
     def expand(self, addr: Address) -> Expansion:
         out = Expansion()

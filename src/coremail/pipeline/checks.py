@@ -1,0 +1,103 @@
+"""What a message check is: an async callable over the message (parsed
+once, in `Message`) that may wait on the network within its time-out and
+returns a `CheckResult`: a verdict, named scores with words, headers to add
+and a folder per recipient. Checks never reply to anyone; `decide` sums them.
+"""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+from typing import Any, Callable, Protocol
+
+from ..config import Settings
+from ..mail.headers import MAX_HOPS, hops
+from .envelope import Client, Envelope
+from .verdict import Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One named finding: points towards spam (negative: towards ham) and the
+    plain words an administrator reads in the trace."""
+
+    name: str
+    points: float
+    words: str
+
+
+@dataclass
+class CheckResult:
+    verdict: Verdict | None = None                          # refuse (or defer) the message
+    scores: list[Score] = field(default_factory=list)
+    headers: list[tuple[str, str]] = field(default_factory=list)  # to add on top
+    folders: dict[str, str] = field(default_factory=dict)   # recipient address -> folder
+
+
+class Message:
+    """The message as the checks see it: the raw bytes, the header section,
+    and the header fields parsed once on first use. `run` puts blocking work
+    (a big parse, a file scan) on the pipeline's threads."""
+
+    def __init__(self, client: Client, env: Envelope, content: bytes, header: bytes,
+                 settings: Settings, executor: Executor | None = None):
+        self.client = client
+        self.env = env
+        self.content = content
+        self.header = header
+        self.size = len(content)
+        self.settings = settings
+        self._executor = executor
+        self._fields: list[tuple[str, str]] | None = None
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @property
+    def fields(self) -> list[tuple[str, str]]:
+        """(lower-case name, unfolded raw value) for each header field, in order."""
+        if self._fields is None:
+            out: list[tuple[str, str]] = []
+            for line in self.header.decode("utf-8", "surrogateescape").split("\n"):
+                line = line.rstrip("\r")
+                if line[:1] in (" ", "\t") and out:
+                    out[-1] = (out[-1][0], out[-1][1] + " " + line.strip())
+                elif ":" in line:
+                    name, _, value = line.partition(":")
+                    out.append((name.strip().lower(), value.strip()))
+            self._fields = out
+        return self._fields
+
+    def get(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for n, v in self.fields if n == name), None)
+
+    def decoded(self, name: str) -> str:
+        """A header field with RFC 2047 words decoded ("" when absent)."""
+        raw = self.get(name)
+        if raw is None:
+            return ""
+        try:
+            return str(make_header(decode_header(raw)))
+        except (ValueError, LookupError, UnicodeError):
+            return raw
+
+
+class MessageCheck(Protocol):
+    name: str
+
+    async def __call__(self, msg: Message) -> CheckResult | None: ...
+
+
+class HopCount:
+    """A message that has passed through too many servers is in a loop."""
+
+    name = "hops"
+
+    async def __call__(self, msg: Message) -> CheckResult | None:
+        n = hops(msg.header)
+        if n > MAX_HOPS:
+            return CheckResult(Verdict(554, "5.4.6", f"the message has passed through {n} "
+                                       "servers; there is probably a mail loop"))
+        return None
