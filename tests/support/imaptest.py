@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = Path(os.environ.get("IMAPTEST_BUILD") or ROOT / ".venv" / "imaptest")
+BUILD = Path(os.environ.get("IMAPTEST_BUILD") or ROOT / ".venv" / "imaptest").resolve()
 BINARY = BUILD / "bin" / "imaptest"
 SCRIPTS = BUILD / "tests"
 
@@ -65,14 +65,18 @@ class ScriptResult:
 
 def run_script(script: str, port: int, user: str, password: str, user2: str | None = None,
                host: str = "127.0.0.1", timeout: float = 60, folder: Path = SCRIPTS,
-               binary: Path = BINARY) -> ScriptResult:
+               binary: Path = BINARY, rawlog_dir: Path | None = None) -> ScriptResult:
+    """With rawlog_dir, imaptest writes each connection's traffic there (rawlog.N)."""
     cmd = [str(binary), f"host={host}", f"port={port}", f"user={user}", f"pass={password}",
            f"test={folder / script}"]
     if user2:
         cmd.append(f"user2={user2}")
+    if rawlog_dir is not None:
+        rawlog_dir.mkdir(parents=True, exist_ok=True)
+        cmd.append("rawlog")
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
-                             timeout=timeout, stdin=subprocess.DEVNULL)
+                             timeout=timeout, stdin=subprocess.DEVNULL, cwd=rawlog_dir)
     except subprocess.TimeoutExpired as e:
         text = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
         return ScriptResult(script, "error", output=f"timed out after {timeout}s\n{text}")
