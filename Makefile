@@ -54,7 +54,7 @@ lint: test-deps
 	$(BIN)/ruff check --no-cache src tests bench
 	$(BIN)/lint-imports
 
-test: test-deps lint
+test: test-deps lint imaptest
 	COREMAIL_REQUIRE_PEERS=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:
