@@ -7,7 +7,12 @@ DOMAIN ?= example.test
 # Debian packages the tests use as real peers and clients.
 TEST_DEBS := swaks postfix fetchmail isync curl postgresql
 
-.PHONY: install start stop test test-deps lint clean
+# Dovecot's imaptest, built once from ../shared/imaptest (its build.sh installs dovecot-dev
+# and dovecot-imapd with apt-get when missing); bench/imaptest and the compliance run use it.
+IMAPTEST_SRC ?= ../shared/imaptest
+IMAPTEST_BUILD ?= $(VENV)/imaptest
+
+.PHONY: install start stop test test-deps lint clean imaptest
 
 $(BIN)/coremail: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,11 +43,18 @@ test-deps: $(VENV)/.test-deps
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+$(IMAPTEST_BUILD)/bin/imaptest:
+	@test -x $(IMAPTEST_SRC)/build.sh || { echo "no $(IMAPTEST_SRC)/build.sh (IMAPTEST_SRC=...)"; exit 1; }
+	@SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	$$SUDO env IMAPTEST_BUILD=$(abspath $(IMAPTEST_BUILD)) JOBS=$${JOBS:-2} bash $(IMAPTEST_SRC)/build.sh
+
+imaptest: $(IMAPTEST_BUILD)/bin/imaptest
+
 lint: test-deps
 	$(BIN)/ruff check --no-cache src tests bench
 	$(BIN)/lint-imports
 
-test: test-deps lint
+test: test-deps lint imaptest
 	COREMAIL_REQUIRE_PEERS=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:
