@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import socket
+import sys
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Protocol
 
 from .config import ConfigWatcher, Settings
 from .ingest import Ingest
-from .obs.log import Log
+from .obs.log import Log, LogWriter
 from .proto.listen import ListenerSpec
 from .proto.tls import server_context
 from .store import Store, open_store
@@ -95,7 +96,8 @@ class Service(Protocol):
 
 def build_context(home: Path, service: str, worker: int = 0) -> ServiceContext:
     config = ConfigWatcher(home)
-    log = Log(service, level=config.current.log.level, worker=worker)
+    log = Log(service, level=config.current.log.level, writer=LogWriter(sys.stderr),
+              worker=worker)
     store = open_store(home, config.current)
     return ServiceContext(Path(home), config, store, log, worker)
 

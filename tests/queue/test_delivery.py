@@ -214,3 +214,18 @@ async def test_forwarding_loops_are_bounced(harness, dns_server):
     assert len(dsns) == 3 and all("Status: 5.4.6" in d for d in dsns)
     assert all("going round in a circle" in " ".join(d.split()) for d in dsns)
     assert harness.inbox("c@example.test") == []
+
+
+async def test_local_delivery_stores_the_summary_and_logs_the_qid(harness):
+    """Mail reaching a local mailbox from the queue (an alias, a bounce) goes
+    through the ingest path like SMTP's: the copy has its summary, so IMAP
+    never parses it again, and the delivery line carries the queue id."""
+    st = harness.store
+    amy = st.add_user("amy@example.test", password_hash="x", quota=0)
+    await harness.start()
+    qid = harness.queue(message("from the queue"), "sender@example.test", ["amy@example.test"])
+    await harness.drained()
+    [m] = st.list_messages(st.get_folder(amy.id, "INBOX").id, with_meta=True)
+    assert m.meta is not None and m.meta["envelope"]["subject"] == "from the queue"
+    [ev] = [e for e in harness.events("delivery") if e.get("host") == "local"]
+    assert ev["qid"] == qid and ev["result"] == "sent"

@@ -288,3 +288,48 @@ def test_storage_full_452_431_nothing_half_written(srv, monkeypatch):
     c.quit()
     assert written and not blobs.path(written[0].id).exists()
     assert not any(b"full" in m for m in srv.inbox(f"ann@{DOMAIN}"))
+
+
+def test_message_checks_add_headers_and_choose_the_folder(srv):
+    """A check's result reaches the stored message: its header on top and
+    the recipient's copy in the folder it chose (the spam filter's path)."""
+    from coremail.pipeline.checks import CheckResult, Score
+
+    class Junker:
+        name = "junker"
+
+        async def __call__(self, msg):
+            if b"cheap pills" not in msg.content:
+                return None
+            return CheckResult(scores=[Score("PILLS", 5.0, "sells pills")],
+                               headers=[("X-Spam-Flag", "YES")],
+                               folders={f"carol@{DOMAIN}": "Junk"})
+    srv.add_user("carol")
+    checks = srv.service.handler.pipeline.checks
+    checks.append(Junker())
+    try:
+        c = srv.smtp()
+        c.sendmail("a@remote.test", [f"carol@{DOMAIN}"], message(body="cheap pills\r\n",
+                                                                 to=f"carol@{DOMAIN}"))
+        c.sendmail("a@remote.test", [f"carol@{DOMAIN}"], message(body="hello\r\n",
+                                                                 to=f"carol@{DOMAIN}"))
+        c.quit()
+    finally:
+        checks.pop()
+    user = srv.store.get_user(f"carol@{DOMAIN}")
+    junk = srv.store.list_messages(srv.store.get_folder(user.id, "Junk").id)
+    assert len(junk) == 1 and len(srv.messages(f"carol@{DOMAIN}")) == 1
+    raw = srv.store.blobs.read(junk[0].blob_id)
+    assert b"\r\nX-Spam-Flag: YES\r\n" in raw.split(b"\r\n\r\n")[0] + b"\r\n"
+    assert srv.log_events("smtp.message")[-2]["score"] == "5.0"
+
+
+def test_auth_uses_the_login_cache(srv):
+    """A second AUTH with the same password is checked without argon2."""
+    srv.add_user("dave")
+    auth = srv.service.handler.auth
+    user = srv.store.get_user(f"dave@{DOMAIN}")
+    assert not auth.cache.hit(f"dave@{DOMAIN}", PASSWORD, user)
+    c = srv.smtp("submission", tls=True, login=f"dave@{DOMAIN}")
+    c.quit()
+    assert auth.cache.hit(f"dave@{DOMAIN}", PASSWORD, user)

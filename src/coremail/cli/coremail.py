@@ -2,7 +2,6 @@
 (INTERFACE.md). Thin: the work is in services/ and supervisor/."""
 from __future__ import annotations
 
-import time
 
 import click
 
@@ -10,7 +9,7 @@ from ..app import available_services
 from ..config import ConfigError
 from ..services.accounts import AccountError
 from ..services.home import HomeExists, init_home
-from ..services.queue_view import describe
+from ..services.queue import QueueAdmin
 from ..services.settings import get_value, set_value
 from ..supervisor import control
 from .common import fail, home_option, settings_or_exit, store_or_exit
@@ -176,23 +175,15 @@ def queue():
     """The outbound queue."""
 
 
-def _age(seconds: float) -> str:
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= n:
-            return f"{int(seconds // n)}{unit}"
-    return f"{int(seconds)}s"
-
-
 @queue.command("list")
 @home_option
 def queue_list(home):
     """One line per queued message: id, age, sender, recipients, last error."""
     _, store = store_or_exit(home)
-    now = time.time()
-    entries = store.queue_list()
-    for e in entries:
-        click.echo(describe(e, now))
-    if not entries:
+    lines = QueueAdmin(store).lines()
+    for line in lines:
+        click.echo(line)
+    if not lines:
         click.echo("the queue is empty")
 
 
@@ -201,7 +192,7 @@ def queue_list(home):
 def queue_flush(home):
     """Retry everything queued now."""
     _, store = store_or_exit(home)
-    n = store.queue_flush(time.time())
+    n = QueueAdmin(store).flush()
     click.echo(f"{n} message(s) will be retried now")
 
 
@@ -211,7 +202,7 @@ def queue_flush(home):
 def queue_delete(home, queue_id):
     """Delete one queued message (no bounce is sent)."""
     _, store = store_or_exit(home)
-    if not store.queue_delete(queue_id):
+    if not QueueAdmin(store).delete(queue_id):
         fail(f"no queued message {queue_id}")
     click.echo(f"deleted {queue_id}")
 

@@ -4,11 +4,16 @@ Every line that concerns a message carries `qid=` (the queue id given at
 acceptance) and every line of a connection `sid=`, so that one grep follows a
 message through smtp, deliveragent, pop3 and imap: the message trace reads
 these lines. Services write to stderr, which the supervisor points at
-DIR/logs/SERVICE.log.
+DIR/logs/SERVICE.log. A service process writes through a `LogWriter`: the
+caller only queues the event, and one thread formats and writes whatever has
+queued up in one write, so no event loop waits on a log file.
 """
 from __future__ import annotations
 
+import os
+import queue
 import sys
+import threading
 import time
 from typing import IO, Any
 
@@ -23,34 +28,103 @@ def _fmt(v: Any) -> str:
     return s
 
 
-def format_event(service: str, level: str, event: str, fields: dict[str, Any]) -> str:
-    t = time.time()
+def format_event(service: str, level: str, event: str, fields: dict[str, Any],
+                 t: float | None = None) -> str:
+    t = time.time() if t is None else t
     ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
     parts = [f"ts={ts}", f"level={level}", f"svc={service}", f"event={_fmt(event)}"]
     parts.extend(f"{k}={_fmt(v)}" for k, v in fields.items() if v is not None)
     return " ".join(parts)
 
 
+class LogWriter:
+    """Events queued by any thread, written in order by one thread. Started
+    on first use, so a process that forks before logging gets its own."""
+
+    BATCH = 512
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def put(self, item: tuple) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        self._q.put(item)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._q = queue.SimpleQueue()   # a parent's unwritten lines stay the parent's
+                self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+                self._pid = os.getpid()
+                self._thread.start()
+
+    def _run(self) -> None:
+        q = self._q
+        while True:
+            item = q.get()
+            batch = [item]
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(b is None for b in batch)
+            lines = [format_event(*b) + "\n" for b in batch if b is not None]
+            try:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass  # a log that cannot be written must never stop mail
+            if stop:
+                return
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (call before the process exits)."""
+        t = self._thread
+        if t is not None and self._pid == os.getpid() and t.is_alive():
+            self._q.put(None)
+            t.join(timeout)
+        self._pid = 0
+
+
 class Log:
-    """A logger bound to a service (and optionally to fixed fields such as sid)."""
+    """A logger bound to a service (and optionally to fixed fields such as
+    sid). Without a writer it writes synchronously (the CLI, tests)."""
 
     def __init__(self, service: str, stream: IO[str] | None = None, level: str = "info",
-                 **bound: Any):
+                 writer: LogWriter | None = None, **bound: Any):
         self.service = service
         self.stream = stream if stream is not None else sys.stderr
         self.threshold = LEVELS.get(level, 20)
+        self.writer = writer
         self.bound = bound
 
     def bind(self, **fields: Any) -> "Log":
-        child = Log(self.service, self.stream, **{**self.bound, **fields})
+        child = Log(self.service, self.stream, writer=self.writer, **{**self.bound, **fields})
         child.threshold = self.threshold
         return child
+
+    def enabled(self, level: str) -> bool:
+        return LEVELS[level] >= self.threshold
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
     def _emit(self, level: str, event: str, fields: dict[str, Any]) -> None:
         if LEVELS[level] < self.threshold:
             return
+        merged = {**self.bound, **fields}
+        if self.writer is not None:
+            self.writer.put((self.service, level, event, merged, time.time()))
+            return
         try:
-            self.stream.write(format_event(self.service, level, event, {**self.bound, **fields}) + "\n")
+            self.stream.write(format_event(self.service, level, event, merged) + "\n")
             self.stream.flush()
         except (OSError, ValueError):
             pass  # a log that cannot be written must never stop mail

@@ -10,8 +10,10 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from ..ingest import Job, LocalCopy
 from ..obs.log import Log
 from .checks import CheckResult, Message, MessageCheck, Score
+from .envelope import Envelope
 from .verdict import Verdict, ok
 
 
@@ -26,6 +28,25 @@ class Decision:
     @property
     def score(self) -> float:
         return round(sum(s.points for s in self.scores), 2)
+
+    def job(self, env: Envelope, *, qid: str, trace: bytes, content: bytes) -> Job:
+        """The accepted message for the ingest service: one copy per local
+        user (in the folder the checks chose), each remote address once, the
+        trace and the checks' headers on top."""
+        job = Job(qid=qid, sender=env.sender_text)
+        seen: set[int] = set()
+        for r in env.recipients:
+            folder = self.folders.get(r.address.key, "INBOX")
+            for u in r.users:
+                if u.id not in seen:
+                    seen.add(u.id)
+                    job.local.append(LocalCopy(u, folder))
+            for a in r.remote:
+                if a not in job.remote:
+                    job.remote.append(a)
+        added = "".join(f"{k}: {v}\r\n" for k, v in self.headers).encode("utf-8")
+        job.parts = [trace + added, content] if added else [trace, content]
+        return job
 
 
 async def _one(check: MessageCheck, msg: Message, timeout: float) -> CheckResult | None | str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..config import Settings
-from ..ingest import Ingest, Job, LocalCopy, new_qid
+from ..ingest import Ingest, new_qid
 from ..obs.log import Log
 from ..pipeline.envelope import Client, Envelope
 from ..pipeline.rules import Pipeline
@@ -157,23 +157,11 @@ class SmtpHandler:
         v, qid = decision.verdict, ""
         if v.ok:
             qid = new_qid()
-            job = Job(qid=qid, sender=env.sender_text)
-            seen: set[int] = set()
-            for r in env.recipients:
-                folder = decision.folders.get(r.address.key, "INBOX")
-                for u in r.users:
-                    if u.id not in seen:
-                        seen.add(u.id)
-                        job.local.append(LocalCopy(u, folder))
-                for a in r.remote:
-                    if a not in job.remote:
-                        job.remote.append(a)
-            head = self.ingest.trace(
+            trace = self.ingest.trace(
                 qid=qid, sender=env.sender_text, helo=st.client.helo, ip=session.ip,
                 tls=session.tls, auth=session.authenticated, esmtp=session.esmtp,
                 smtputf8=env.smtputf8, recipients=[str(r.address) for r in env.recipients])
-            added = "".join(f"{k}: {val}\r\n" for k, val in decision.headers).encode()
-            job.parts = [head + added, content] if added else [head, content]
+            job = decision.job(env, qid=qid, trace=trace, content=content)
             v = stored_verdict(await self.ingest.submit(job))
         self._log_transaction(session, st, env, v, qid, size, decision.score)
         st.env = None

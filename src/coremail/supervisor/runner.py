@@ -50,6 +50,13 @@ def _die_with_parent() -> None:
 # ---------------------------------------------------------------- worker
 def _worker(name: str, home: Path, index: int, ready_fd: int) -> int:
     ctx = build_context(home, name, index)
+    try:
+        return _run_worker(ctx, name, index, ready_fd)
+    finally:
+        ctx.log.close()   # the worker leaves by os._exit: write the queued lines first
+
+
+def _run_worker(ctx, name: str, index: int, ready_fd: int) -> int:
     service = create_service(name, ctx)
     addr = ctx.settings.listen.address
     try:

@@ -1,6 +1,7 @@
-"""`coremail queue list` in words: one line per queued message with its id,
-age, sender, the recipients still waiting and why, using the same
-explanations as the bounces (mail.dsn.explain)."""
+"""The outbound queue for administrators (`coremail queue`, the webadmin):
+list it in words (one line per queued message with its id, age, sender,
+the recipients still waiting and why, in the same explanations as the
+bounces, mail.dsn.explain), retry everything now, delete one message."""
 from __future__ import annotations
 
 import re
@@ -8,7 +9,7 @@ import time
 from datetime import timedelta
 
 from ..mail.dsn import RecipientFailure, explain
-from ..store.interfaces import QueueEntry
+from ..store.interfaces import QueueEntry, Store
 
 _STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\s+(.*)$", re.S)
 
@@ -47,3 +48,22 @@ def describe(entry: QueueEntry, now: float | None = None) -> str:
         retry = f"; next try in {age(entry.next_attempt - now)}"
     return (f"{entry.id}\t{age(now - entry.created)}\t{entry.sender or '<>'}\t{rcpts}\t"
             f"{why}{retry}")
+
+
+class QueueAdmin:
+    """Blocking (the store): the queue operations an administrator has."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def lines(self, now: float | None = None) -> list[str]:
+        now = time.time() if now is None else now
+        return [describe(e, now) for e in self.store.queue_list()]
+
+    def flush(self) -> int:
+        """Every queued message is retried now; how many."""
+        return self.store.queue_flush(time.time())
+
+    def delete(self, queue_id: str) -> bool:
+        """Drop one queued message without a bounce; False if there is none."""
+        return self.store.queue_delete(queue_id)
