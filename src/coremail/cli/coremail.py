@@ -176,13 +176,6 @@ def queue():
     """The outbound queue."""
 
 
-def _age(seconds: float) -> str:
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= n:
-            return f"{int(seconds // n)}{unit}"
-    return f"{int(seconds)}s"
-
-
 @queue.command("list")
 @home_option
 def queue_list(home):

@@ -26,11 +26,6 @@ class Recipients:
     def is_local_domain(self, domain: str) -> bool:
         return self.store.get_domain(domain) is not None
 
-    def exists(self, addr: Address) -> bool:
-        """Does a local address lead to a mailbox or alias (RCPT check)?"""
-        return (self.store.get_user(addr.key) is not None
-                or bool(self.store.alias_targets(addr.key)))
-
     def expand(self, addr: Address) -> Expansion:
         out = Expansion()
         seen_users: set[int] = set()

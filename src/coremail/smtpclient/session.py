@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import ssl
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -247,13 +246,6 @@ async def _transact(client: aiosmtplib.SMTP, target: Target, sender: str,
         return results, False
 
 
-async def _quietly(aw) -> None:
-    try:
-        await aw
-    except (smtperr.SMTPException, OSError, TimeoutError):
-        pass
-
-
 def _reason(e: BaseException) -> str:
     if isinstance(e, TimeoutError):
         return "timed out"
@@ -263,6 +255,3 @@ def _reason(e: BaseException) -> str:
         return "connection refused"
     return " ".join(text.split())
 
-
-def elapsed(since: float) -> str:
-    return f"{time.monotonic() - since:.3f}"
