@@ -53,6 +53,7 @@ imaptest: $(IMAPTEST_BUILD)/bin/imaptest
 lint: test-deps
 	$(BIN)/ruff check --no-cache src tests bench
 	$(BIN)/lint-imports
+	$(BIN)/vulture --min-confidence 60 src vulture_whitelist.py
 
 test: test-deps lint imaptest
 	COREMAIL_REQUIRE_PEERS=1 $(BIN)/python -m pytest -q -p no:cacheprovider

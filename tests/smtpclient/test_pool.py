@@ -4,6 +4,7 @@ that did its share of messages, or one the host dropped is never reused."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import pytest
 
@@ -12,7 +13,7 @@ from coremail.smtpclient.routing import Target
 from coremail.smtpclient.session import send
 from tests.support.peers import HAVE_SINK, Sink
 
-pytestmark = pytest.mark.skipif(not HAVE_SINK, reason="needs smtp-sink")
+needs_sink = pytest.mark.skipif(not HAVE_SINK, reason="needs smtp-sink")
 
 
 def msg(n: int) -> bytes:
@@ -32,6 +33,7 @@ def sink():
     s.remove()
 
 
+@needs_sink
 async def test_reuse_until_max_messages(sink):
     cache = ConnectionCache(max_messages=3)
     try:
@@ -46,6 +48,7 @@ async def test_reuse_until_max_messages(sink):
     assert sorted(sink.message_ids()) == [f"<pool-{n}@x>" for n in range(7)]
 
 
+@needs_sink
 async def test_idle_connection_is_closed_after_its_time(sink):
     cache = ConnectionCache(idle=0.3)
     try:
@@ -59,6 +62,7 @@ async def test_idle_connection_is_closed_after_its_time(sink):
         await cache.close_all()
 
 
+@needs_sink
 async def test_a_refusal_is_never_reused():
     sink = Sink(options=("-f", "RCPT", "-B", "550 5.1.1 Recipient unknown")).start()
     cache = ConnectionCache()
@@ -74,6 +78,7 @@ async def test_a_refusal_is_never_reused():
         sink.remove()
 
 
+@needs_sink
 async def test_a_connection_the_host_dropped_is_replaced(tmp_path):
     first = Sink().start()
     cache = ConnectionCache()
@@ -93,3 +98,10 @@ async def test_a_connection_the_host_dropped_is_replaced(tmp_path):
     finally:
         await cache.close_all()
         first.remove()
+
+
+def test_the_cache_owns_one_opportunistic_tls_context():
+    cache, other = ConnectionCache(), ConnectionCache()
+    assert cache.tls is cache.tls  # made once, on first use
+    assert cache.tls is not other.tls  # no module-level state shared between caches
+    assert cache.tls.verify_mode == ssl.CERT_NONE and not cache.tls.check_hostname

@@ -9,20 +9,19 @@ import dns.asyncquery
 import dns.message
 import pytest
 
+from coremail import dns as cdns
 from coremail.smtpclient.routing import (
     PermanentRouteError,
-    Resolver,
     Route,
+    Router,
     TemporaryRouteError,
-    _split_hostport,
-    route,
 )
 from tests.support.dnsserver import ZoneServer
 
 
-def resolver_for(server: ZoneServer, **kw) -> Resolver:
+def resolver_for(server: ZoneServer, **kw) -> Router:
     kw.setdefault("timeout", 0.5)
-    return Resolver([server.nameserver], **kw)
+    return Router(cdns.Resolver([server.nameserver], **kw))
 
 
 def names(r: Route) -> list[str]:
@@ -236,9 +235,11 @@ async def test_bad_domain_is_permanent(dns_server: ZoneServer):
         assert e.value.status == "5.1.2"
 
 
-async def test_module_level_route(dns_server: ZoneServer):
+async def test_router_from_the_settings_as_the_scheduler_builds_it(dns_server: ZoneServer):
+    from coremail.config import build_settings
     dns_server.a("plain.test", "192.0.2.7")
-    r = await route("plain.test", relayhost="", port=25, resolver=resolver_for(dns_server))
+    s = build_settings({"delivery": {"nameservers": [dns_server.nameserver]}})
+    r = await Router(cdns.Resolver.from_settings(s)).route("plain.test", port=25)
     assert names(r) == ["plain.test"]
 
 
@@ -247,17 +248,3 @@ async def test_server_answers_over_tcp_too(dns_server: ZoneServer):
     reply = await dns.asyncquery.tcp(dns.message.make_query("tcp.test", "A"), "127.0.0.1",
                                      port=dns_server.port, timeout=2)
     assert reply.answer[0][0].address == "192.0.2.14"
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("127.0.0.1:5353", ("127.0.0.1", 5353)),
-        ("127.0.0.1", ("127.0.0.1", 53)),
-        ("[::1]:5353", ("::1", 5353)),
-        ("::1", ("::1", 53)),
-        ("ns.example.test", ("ns.example.test", 53)),
-    ],
-)
-def test_nameserver_spelling(text: str, expected: tuple[str, int]):
-    assert _split_hostport(text, 53) == expected

@@ -27,10 +27,6 @@ def _name(raw: str) -> str:
         raise _no(e) from None
 
 
-def _mb(name: str) -> str:
-    return format_mailbox(name).decode("utf-8", "replace")
-
-
 # ------------------------------------------------------------ SELECT
 async def select(s, cmd) -> str:
     args = cmd.args

@@ -49,10 +49,6 @@ class Address:
         """Lookup key for local mailboxes: local parts match case-insensitively."""
         return f"{self.local.lower()}@{self.domain}"
 
-    @property
-    def quoted_local(self) -> bool:
-        return not _DOT_ATOM.match(self.local)
-
 
 def fold_fullwidth(text: str) -> str:
     return text.translate(_FULLWIDTH)

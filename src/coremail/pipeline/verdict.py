@@ -51,7 +51,6 @@ RELAY_DENIED = Verdict(550, "5.7.1", "relaying denied: this server only accepts 
 AUTH_REQUIRED = Verdict(530, "5.7.0", "authentication required: log in with AUTH before MAIL "
                                       "on the submission port")
 TOO_MANY_RECIPIENTS = "too many recipients for one message (limit {n}); send the rest in another message"
-STORAGE_FULL = Verdict(452, "4.3.1", "the server's storage is full; please try again later")
 TEMP_FAILURE = Verdict(451, "4.3.0", "a local error stopped the delivery; please try again later")
 
 

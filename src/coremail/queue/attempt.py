@@ -17,7 +17,7 @@ from ..ingest.recipients import Recipients
 from ..obs.log import Log
 from ..smtpclient import session
 from ..smtpclient.pool import ConnectionCache
-from ..smtpclient.routing import Resolver, RouteError, Target
+from ..smtpclient.routing import RouteError, Router, Target
 from ..smtpclient.session import HostFailed, Result
 from ..store.interfaces import BlobMissing, QueueEntry, QueueRecipient, Store
 from .bounce import derived_id, queue_bounce
@@ -40,7 +40,7 @@ class Attempts:
     finished: DoneBatcher              # group commit of finished entries
     limiter: Limiter                   # connection slots
     connections: ConnectionCache       # reused outbound connections
-    resolver: Callable[[], Resolver]
+    resolver: Callable[[], Router]
     share: Callable[[int], int]        # this process's part of a limit
     wake: Callable[[], None]           # look at the queue again (new entries)
 

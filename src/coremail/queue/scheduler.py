@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from ..smtpclient.pool import ConnectionCache
-from ..smtpclient.routing import Resolver
+from .. import dns
+from ..smtpclient.routing import Router
 from ..store.interfaces import QueueEntry
 from ..ingest.recipients import Recipients
 from . import attempt
@@ -58,7 +59,7 @@ class DeliverAgent:
         self.finished = DoneBatcher(self)
         self.recipients = Recipients(ctx.store)
         self.attempts: Attempts | None = None
-        self._resolver: Resolver | None = None
+        self._resolver: Router | None = None
         self._resolver_key: tuple = ()
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task] = set()
@@ -73,12 +74,12 @@ class DeliverAgent:
         return max(1, -(-limit // self.workers))
 
     # -- what attempts use ---------------------------------------------------
-    def resolver(self) -> Resolver:
-        """One resolver (and DNS cache) while delivery.nameservers stays the same."""
+    def resolver(self) -> Router:
+        """One router (and DNS cache) while delivery.nameservers stays the same."""
         d = self.ctx.settings.delivery
         key = (tuple(d.nameservers), float(d.connect_timeout))
         if self._resolver is None or key != self._resolver_key:
-            self._resolver = Resolver(d.nameservers, timeout=min(10.0, float(d.connect_timeout)))
+            self._resolver = Router(dns.Resolver.from_settings(self.ctx.settings))
             self._resolver_key = key
         return self._resolver
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import re
 import ssl
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiosmtplib
 from aiosmtplib import errors as smtperr
 
-from .pool import Connection, ConnectionCache, quit_and_close
+from .pool import Connection, ConnectionCache, opportunistic_tls, quit_and_close
 from .routing import Target
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -74,26 +73,6 @@ def reply_result(code: int, message: str, host: str, ip: str) -> Result:
     return Result("failed" if code >= 500 else "deferred", status, text, host, ip)
 
 
-def opportunistic_tls() -> ssl.SSLContext:
-    """TLS that encrypts without checking the certificate (RFC 7435): most MX
-    hosts have no certificate for their name, and refusing them would send
-    the mail in clear text instead, which is worse."""
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-_TLS = None
-
-
-def _tls() -> ssl.SSLContext:
-    global _TLS
-    if _TLS is None:
-        _TLS = opportunistic_tls()
-    return _TLS
-
-
 def _needs_utf8(*values: str) -> bool:
     return not all(v.isascii() for v in values)
 
@@ -113,12 +92,13 @@ async def send(target: Target, *, helo: str, sender: str, recipients: Sequence[s
     key = (target.address, target.port, helo, use_tls)
     conn = await _reuse(cache, key, command_timeout) if cache is not None else None
     if conn is None:
+        tls = (cache.tls if cache is not None else opportunistic_tls()) if use_tls else None
         try:
-            conn = await _open(target, key, helo, connect_timeout, command_timeout, use_tls)
+            conn = await _open(target, key, helo, connect_timeout, command_timeout, tls)
         except _TLSFailed as e:
             if not use_tls:
                 raise HostFailed("4.7.5", str(e)) from None
-            conn = await _open(target, key, helo, connect_timeout, command_timeout, False)
+            conn = await _open(target, key, helo, connect_timeout, command_timeout, None)
         if cache is not None:
             cache.opened += 1
     reusable = False
@@ -158,8 +138,8 @@ async def _reuse(cache: ConnectionCache, key: tuple, timeout: float) -> Connecti
 
 
 async def _open(target: Target, key: tuple, helo: str, connect_timeout: float,
-                command_timeout: float, use_tls: bool) -> Connection:
-    """Connect, greet (EHLO, else HELO) and start TLS when offered."""
+                command_timeout: float, tls: ssl.SSLContext | None) -> Connection:
+    """Connect, greet (EHLO, else HELO) and start TLS with ``tls`` when offered."""
     client = aiosmtplib.SMTP(hostname=target.address, port=target.port, local_hostname=helo,
                              timeout=command_timeout, use_tls=False, start_tls=False,
                              validate_certs=False)
@@ -180,10 +160,10 @@ async def _open(target: Target, key: tuple, helo: str, connect_timeout: float,
             await client.ehlo()
         except smtperr.SMTPHeloError:
             await client.helo()
-        if use_tls and client.supports_extension("starttls"):
+        if tls is not None and client.supports_extension("starttls"):
             stage = "STARTTLS"
             try:
-                await client.starttls(tls_context=_tls(), validate_certs=False)
+                await client.starttls(tls_context=tls, validate_certs=False)
             except (ssl.SSLError, smtperr.SMTPException, OSError) as e:
                 raise _TLSFailed(f"TLS with {_where(target)} failed: {_reason(e)}") from None
             await client.ehlo()
@@ -266,13 +246,6 @@ async def _transact(client: aiosmtplib.SMTP, target: Target, sender: str,
         return results, False
 
 
-async def _quietly(aw) -> None:
-    try:
-        await aw
-    except (smtperr.SMTPException, OSError, TimeoutError):
-        pass
-
-
 def _reason(e: BaseException) -> str:
     if isinstance(e, TimeoutError):
         return "timed out"
@@ -282,6 +255,3 @@ def _reason(e: BaseException) -> str:
         return "connection refused"
     return " ".join(text.split())
 
-
-def elapsed(since: float) -> str:
-    return f"{time.monotonic() - since:.3f}"

@@ -190,7 +190,7 @@ class Manager:
             return False, {}, "workers did not become ready in time"
         return True, ready.get(0, {}), None
 
-    def _on_term(self, signum, frame) -> None:
+    def _on_term(self, _signum, _frame) -> None:
         self.stopping = True
 
     def _reap(self, restart: bool, pipe_w: int | None = None) -> None:

@@ -75,11 +75,6 @@ class MemoryQueue:
             e = self._queue.get(queue_id)
             return e.record() if e else None
 
-    def queue_due(self, now: float, limit: int) -> list[QueueEntry]:
-        with self._lock:
-            due = self._by_next_attempt(e for e in self._queue.values() if e.next_attempt <= now)
-            return [e.record() for e in due[:limit]]
-
     def queue_update(self, queue_id: str, *, recipients: Sequence[QueueRecipient],
                      next_attempt: float, last_error: str) -> None:
         with self._lock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -57,14 +57,3 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
-
-
-def needs_migration(engine: Engine) -> bool:
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-    script = ScriptDirectory.from_config(_alembic_config(str(engine.url)))
-    with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return True
-        current = MigrationContext.configure(conn).get_current_revision()
-    return current != script.get_current_head()

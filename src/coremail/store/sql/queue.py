@@ -70,11 +70,6 @@ class QueueStore:
             got = self._queue_entries(c, select(t.queue).where(t.queue.c.id == queue_id))
         return got[0] if got else None
 
-    def queue_due(self, now: float, limit: int) -> list[QueueEntry]:
-        with self._read() as c:
-            return self._queue_entries(c, select(t.queue).where(t.queue.c.next_attempt <= now)
-                                       .order_by(t.queue.c.next_attempt).limit(limit))
-
     def queue_update(self, queue_id: str, *, recipients: Sequence[QueueRecipient],
                      next_attempt: float, last_error: str) -> None:
         qr = t.queue_recipients
