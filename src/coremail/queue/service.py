@@ -20,6 +20,8 @@ class DeliverAgentService:
         # Database work runs in threads; a short GIL switch interval lets the
         # event loop read a remote 250 (and note it in the journal) sooner,
         # which narrows the window in which a crash causes a duplicate.
+        # Process-wide by nature (the interpreter has one), and this process
+        # runs only the deliveragent.
         sys.setswitchinterval(0.0005)
         await self.agent.start()
 
