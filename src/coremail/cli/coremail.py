@@ -11,7 +11,7 @@ from ..services.accounts import AccountError
 from ..services.home import HomeExists, init_home
 from ..services.queue import QueueAdmin
 from ..services.settings import get_value, set_value
-from ..supervisor import control
+from ..supervisor import control, homelock
 from .common import fail, home_option, settings_or_exit, store_or_exit
 
 
@@ -79,10 +79,16 @@ def start(home, service):
     store.blobs.clean_tmp()
     store.close()
     try:
-        if not control.is_running(home):
-            control.spawn_supervisor(home)
+        was = control.running_pid(home)
+        if was is not None:
+            click.echo(f"supervisor: already running (pid {was})")
+        else:
+            _, stopped = control.ensure_supervisor(home)
+            if stopped:
+                click.echo(f"stopped {len(stopped)} leftover process(es) of an earlier run "
+                           f"of this home (pids {' '.join(map(str, stopped))})")
         reply = control.request(home, {"cmd": "start", "service": service})
-    except control.NotRunning as e:
+    except (control.NotRunning, homelock.Busy) as e:
         fail(str(e))
     if "results" not in reply:
         fail(reply.get("error", "start failed"))
@@ -137,6 +143,17 @@ def status(home):
 @home_option
 def shutdown(home):
     """Stop every service and the supervisor."""
+    if not control.is_running(home):
+        # No supervisor, but maybe what a killed one left: stop that too.
+        try:
+            stopped = control.stop_leftovers(home)
+        except homelock.Busy as e:
+            fail(str(e))
+        if stopped:
+            click.echo(f"stopped {len(stopped)} leftover process(es) of this home "
+                       f"(pids {' '.join(map(str, stopped))})")
+            click.echo("coremail shut down")
+            return
     _simple(home, "shutdown", None)
     if not control.wait_gone(home):
         fail("the supervisor did not exit in time")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..app import available_services
 from ..obs.log import Log
+from . import homelock
 
 SOCKET_NAME = "supervisor.sock"
 PID_NAME = "supervisor.pid"
@@ -53,6 +54,7 @@ class Supervisor:
         self.services = {n: ServiceState(n) for n in available_services()}
         self.done = asyncio.Event()
         self._lock = asyncio.Lock()
+        self.lock_fd: int | None = None   # the home's lock (supervisor.homelock), held for life
 
     # ---------------------------------------------------------- services
     async def _spawn(self, st: ServiceState) -> dict:
@@ -60,11 +62,16 @@ class Supervisor:
         r, w = os.pipe()
         logf = open(self.log_dir / f"{st.name}.log", "ab", buffering=0)
         st.state, st.error, st.addresses = "starting", "", {}
+        # The runner inherits the home's lock (so a set outliving us is seen by the
+        # next `start`) and dies with us: it sets PR_SET_PDEATHSIG, which fires when
+        # the forking *thread* exits; we fork from the event loop's, the main thread.
+        fds = (w,) if self.lock_fd is None else (w, self.lock_fd)
         try:
             st.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "coremail.supervisor.runner", st.name,
                 "--home", str(self.home), "--ready-fd", str(w),
-                pass_fds=(w,), stdin=asyncio.subprocess.DEVNULL, stdout=logf, stderr=logf)
+                "--parent-pid", str(os.getpid()),
+                pass_fds=fds, stdin=asyncio.subprocess.DEVNULL, stdout=logf, stderr=logf)
         finally:
             os.close(w)
             logf.close()
@@ -168,10 +175,12 @@ class Supervisor:
         if target is not None and target not in self.services:
             return {"ok": False, "error": f"unknown service {target!r}; valid names: "
                     + ", ".join(names)}
+        if cmd == "status":
+            # Not behind the lock: `coremail start` asks this to tell a live supervisor
+            # from a dead one and must get an answer while a long start is running.
+            return {"ok": True, "pid": os.getpid(),
+                    "services": [s.view() for s in self.services.values()]}
         async with self._lock:
-            if cmd == "status":
-                return {"ok": True, "pid": os.getpid(),
-                        "services": [s.view() for s in self.services.values()]}
             if cmd == "start":
                 results = [await self.start(n) for n in ([target] if target else names)]
                 return {"ok": all(r["ok"] for r in results), "results": results}
@@ -203,9 +212,15 @@ class Supervisor:
         finally:
             writer.close()
 
-    async def serve(self) -> None:
+    async def serve(self) -> int:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # Before touching the socket or the pid file: they may belong to a live set.
+        try:
+            self.lock_fd = homelock.hold(self.home)
+        except homelock.Busy as e:
+            self.log.error("supervisor.refused", error=str(e))
+            return 1
         sock_path = self.run_dir / SOCKET_NAME
         try:
             sock_path.unlink()
@@ -227,6 +242,7 @@ class Supervisor:
             except FileNotFoundError:
                 pass
         self.log.info("supervisor.exit")
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,8 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="coremail-supervisor")
     p.add_argument("--home", required=True)
     a = p.parse_args(argv)
-    asyncio.run(Supervisor(Path(a.home)).serve())
-    return 0
+    return asyncio.run(Supervisor(Path(a.home)).serve())
 
 
 if __name__ == "__main__":

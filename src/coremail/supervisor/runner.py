@@ -39,12 +39,17 @@ def _report(fd: int | None, **msg) -> None:
         pass
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM (the graceful stop) when `parent` dies, even by kill -9, so no
+    process outlives the one that started it. Exits now if it already died."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: no orphans after a kill -9
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+    # A parent that died before the prctl sent no signal: we were re-parented.
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 # ---------------------------------------------------------------- worker
@@ -102,11 +107,13 @@ class Manager:
         self.stopping = False
 
     def _fork(self, index: int, pipe_w: int, probes: list) -> int:
+        # Forked from the main thread only: PDEATHSIG fires when the forking thread exits.
+        manager = os.getpid()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                _die_with_parent()
+                _die_with_parent(manager)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 for s in probes:
@@ -242,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("service")
     p.add_argument("--home", required=True)
     p.add_argument("--ready-fd", type=int, default=None)
+    p.add_argument("--parent-pid", type=int, default=None,
+                   help="The supervisor: this runner and its workers stop when it dies.")
     a = p.parse_args(argv)
+    if a.parent_pid is not None:
+        _die_with_parent(a.parent_pid)
     return Manager(a.service, Path(a.home), a.ready_fd).run()
 
 
