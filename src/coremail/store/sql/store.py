@@ -8,7 +8,7 @@ flags, quota) are in messages.py and the outbound queue in queue.py.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -19,7 +19,7 @@ from ..blobs import BlobStore
 from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, Folder, Forward, NotFound,
                           StorageFull, StoreError, User)
 from . import schema as t
-from .engine import make_engine, migrate, sqlite_url
+from .engine import make_engine, migrate, sqlite_url, write_lock
 from .messages import MessageStore
 from .queue import QueueStore
 
@@ -39,6 +39,7 @@ class SqlStore(MessageStore, QueueStore):
     def __init__(self, url: str, blob_root: Path):
         self.engine = make_engine(url)
         self.blobs = BlobStore(blob_root)
+        self._write_lock = write_lock(self.engine) or nullcontext()
 
     @classmethod
     def open_home(cls, data_dir: Path, url: str = "") -> "SqlStore":
@@ -55,7 +56,7 @@ class SqlStore(MessageStore, QueueStore):
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         try:
-            with self.engine.connect() as conn:
+            with self._write_lock, self.engine.connect() as conn:
                 conn.execution_options(immediate=True)
                 with conn.begin():
                     yield conn
