@@ -127,9 +127,9 @@ class ImapSession(StreamSession):
                                        allow_plaintext=self.svc.settings.policy.allow_plaintext_auth)
 
     # ------------------------------------------------------------ the loop
-    async def _run(self, from_ip: int) -> None:
+    async def _run(self, over_limit: bool) -> None:
         try:
-            if from_ip > self.svc.settings.limits.max_connections_per_ip:
+            if over_limit:
                 self.send(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
                 return
             self.send(f"* OK [CAPABILITY {self.capabilities()}] coremail IMAP ready\r\n".encode())

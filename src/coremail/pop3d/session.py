@@ -56,12 +56,6 @@ class Pop3Session(StreamSession):
         self._idle: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------ transport events
-    def _peer_ip(self, peer) -> str:
-        ip = str(peer[0]) if peer else "?"
-        if ip.startswith("::ffff:"):  # an IPv4 client on a dual-stack socket
-            ip = ip[7:]
-        return ip
-
     def data_received(self, data: bytes) -> None:
         self._buf += data
         self._wake()
@@ -116,9 +110,9 @@ class Pop3Session(StreamSession):
         self._send(f"+OK {first}\r\n{body}.\r\n".encode())
 
     # ------------------------------------------------------------ the session
-    async def _run(self, from_ip: int) -> None:
+    async def _run(self, over_limit: bool) -> None:
         try:
-            if from_ip > self.svc.settings.limits.max_connections_per_ip:
+            if over_limit:
                 self.outcome = "refused"
                 self._err("[SYS/TEMP] too many connections from your address; try again later")
                 return
