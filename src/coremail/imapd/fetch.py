@@ -9,13 +9,9 @@ on the disk for long. BODY.PEEK leaves \\Seen alone; BODY[] sets it.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from ..mail.mime import decoded_body, render_bodystructure, render_envelope, section_bytes, summarize
 from .parser import Fetch, FetchAtt, format_flags, imap_date
-
-if TYPE_CHECKING:
-    from .session import ImapSession
 
 INLINE_MAX = 256 * 1024
 CHUNK = 256 * 1024
@@ -62,7 +58,7 @@ def _partial(att: FetchAtt, data: bytes) -> bytes:
     return data[origin:origin + length]
 
 
-async def fetch(s: "ImapSession", tag: str, args: Fetch, uid: bool) -> None:
+async def fetch(s, tag: str, args: Fetch, uid: bool) -> None:
     mb = s.mailbox
     positions = mb.resolve(args.seqset, uid)
     if positions is None:

@@ -15,6 +15,7 @@ import asyncio
 
 from ..proto.access import AccessService
 from ..services.login import Authenticator, FailureThrottle, LoginCache
+from .commands import CommandTable
 from .session import ImapSession
 
 POLL_INTERVAL = 0.5
@@ -69,6 +70,7 @@ class ImapService(AccessService):
         self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail", "imap"),
                                   LoginCache(shared_dir=run / "logincache-imap"))
         self.watcher = IdleWatcher(ctx.store, ctx.log)
+        self.commands = CommandTable()
 
     def make_session(self, listener: str, implicit_tls: bool) -> ImapSession:
         return ImapSession(self, listener, implicit_tls)  # says * BYE when shut down

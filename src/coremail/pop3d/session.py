@@ -11,18 +11,21 @@ autologout or a server shutdown deletes nothing.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
-from typing import TYPE_CHECKING, Awaitable
+from pathlib import Path
+from typing import Awaitable, Protocol
 
+from ..config import Settings
+from ..obs.log import Log
+from ..proto.listen import SessionTracker
 from ..proto.stream import StreamSession
 from ..store.blobs import new_id
-from ..services.login import SaslError, decode_plain, plaintext_login_allowed
-from .maildrop import Entry, LockBusy, Maildrop, MaildropLock
+from ..store.interfaces import Store
+from ..services.login import Authenticator, SaslError, decode_plain, plaintext_login_allowed
+from .maildrop import Entry, LockBusy, Maildrop, MaildropLock, SizeCache
 from .parser import ParseError, parse_command, parse_number
 from .wire import StreamEncoder, encode, normalise, stuff, top
-
-if TYPE_CHECKING:
-    from .service import Pop3Service
 
 AUTHORIZATION, TRANSACTION, DONE = "authorization", "transaction", "done"
 AUTH_VERBS = frozenset({"USER", "PASS", "AUTH", "STLS", "CAPA", "QUIT", "APOP"})
@@ -40,8 +43,28 @@ def _read_all(path: str) -> bytes:
         return f.readall()
 
 
+class Pop3Host(Protocol):
+    """What a session needs of its service (service.Pop3Service), spelled out
+    here so that the service imports the session and never the reverse."""
+
+    store: Store
+    log: Log
+    tracker: SessionTracker
+    auth: Authenticator
+    sizes: SizeCache
+    lock_dir: Path
+    lock_wait: float
+
+    @property
+    def settings(self) -> Settings: ...
+    def max_line(self) -> int: ...
+    def idle_timeout(self) -> float: ...
+    def tls_available(self) -> bool: ...
+    def tls_context(self) -> ssl.SSLContext: ...
+
+
 class Pop3Session(StreamSession):
-    def __init__(self, service: "Pop3Service", listener: str, implicit_tls: bool):
+    def __init__(self, service: Pop3Host, listener: str, implicit_tls: bool):
         super().__init__(service, listener, implicit_tls)
         self.sid = new_id()
         self.state = AUTHORIZATION
