@@ -21,7 +21,7 @@ from ..obs.log import Log
 from ..proto.listen import SessionTracker
 from ..proto.stream import StreamSession
 from ..store.blobs import new_id
-from ..store.interfaces import Store
+from ..store.interfaces import BlobMissing, Store
 from ..services.login import Authenticator, SaslError, decode_plain, plaintext_login_allowed
 from .maildrop import Entry, LockBusy, Maildrop, MaildropLock, SizeCache
 from .parser import ParseError, parse_command, parse_number
@@ -36,11 +36,6 @@ CHUNK = 256 * 1024        # bigger ones stream in chunks of this size
 TOP_PROBE = 1 << 20       # TOP reads this much before falling back to the whole file
 READ_HIGH = 64 * 1024     # pause reading when a client pipelines more than this
 TOO_LONG = b""            # sentinel: the line was over the limit and was dropped
-
-
-def _read_all(path: str) -> bytes:
-    with open(path, "rb", buffering=0) as f:
-        return f.readall()
 
 
 class Pop3Host(Protocol):
@@ -452,18 +447,21 @@ class Pop3Session(StreamSession):
         if e.stored_size > INLINE_MAX:
             return self._retr_stream(e)
         try:
-            data = _read_all(e.path)
-        except FileNotFoundError:
+            data = self.svc.store.blobs.read(e.blob_id)
+        except BlobMissing:
             return self._gone(e)
         self._send(b"+OK %d octets\r\n%s.\r\n" % (e.size, encode(data, e.clean)))
+        self._retrieved(e)
+        return None
+
+    def _retrieved(self, e: Entry) -> None:
         self.retrieved += 1
         self.bytes_out += e.size
-        return None
 
     async def _retr_stream(self, e: Entry) -> None:
         try:
-            f = open(e.path, "rb", buffering=0)
-        except FileNotFoundError:
+            f = self.svc.store.blobs.open(e.blob_id)
+        except BlobMissing:
             return self._gone(e)
         enc = StreamEncoder(e.clean)
         try:
@@ -478,8 +476,7 @@ class Pop3Session(StreamSession):
             self._send(enc.finish() + b".\r\n")
         finally:
             f.close()
-        self.retrieved += 1
-        self.bytes_out += e.size
+        self._retrieved(e)
 
     def _cmd_TOP(self, args):
         e = self._entry(args[0])
@@ -488,8 +485,8 @@ class Pop3Session(StreamSession):
         lines = parse_number(args[1])
         if e.stored_size <= INLINE_MAX:
             try:
-                data = _read_all(e.path)
-            except FileNotFoundError:
+                data = self.svc.store.blobs.read(e.blob_id)
+            except BlobMissing:
                 return self._gone(e)
             self._send_top(data if e.clean else normalise(data), lines)
             return None
@@ -500,7 +497,7 @@ class Pop3Session(StreamSession):
 
     async def _top_large(self, e: Entry, lines: int) -> None:
         def head() -> bytes | None:
-            with open(e.path, "rb") as f:
+            with self.svc.store.blobs.open(e.blob_id) as f:
                 probe = f.read(TOP_PROBE)
                 if len(probe) < TOP_PROBE:  # that was the whole message
                     return top(normalise(probe), lines)
@@ -512,6 +509,6 @@ class Pop3Session(StreamSession):
                 return top(normalise(f.read()), lines)
         try:
             data = await asyncio.to_thread(head)
-        except FileNotFoundError:
+        except BlobMissing:
             return self._gone(e)
         self._send_top(data, lines)
