@@ -5,6 +5,11 @@ ENVELOPE and BODYSTRUCTURE from the summary stored at delivery (mail/mime.py),
 never from a re-parse; message octets from the store's blobs by id, small ones
 read inline, big ones streamed in chunks from a thread so the loop never waits
 on the disk for long. BODY.PEEK leaves \\Seen alone; BODY[] sets it.
+A FETCH that retrieves whole messages (BODY[], BODY.PEEK[], RFC822, BINARY[])
+logs one `imap.fetch` line with their qids= (for mail that came by SMTP the
+blob id is the queue id), so one grep follows a message from the SMTP 250 to
+its reader; one line per command (per 200 messages), since a line per
+message costs as much as sending a small one.
 A message whose bytes are gone (expunged and removed by another session) gets
 no FETCH response, and the command a tagged NO [EXPUNGEISSUED] (RFC 2180 4.1.2).
 """
@@ -38,6 +43,15 @@ def _needs(att: FetchAtt) -> tuple[bool, bool]:
     if att.name in ("RFC822.HEADER", "RFC822.TEXT"):
         return True, True
     return False, att.name == "RFC822"
+
+
+def _whole(att: FetchAtt) -> bool:
+    """Does this item retrieve the whole message?"""
+    if att.name == "RFC822":
+        return True
+    sec = att.section
+    return (att.name in ("BODY", "BINARY") and sec is not None and not sec.part and sec.text is None
+            and att.partial is None)
 
 
 def _sets_seen(att: FetchAtt) -> bool:
@@ -102,7 +116,9 @@ async def fetch(s, tag: str, args: Fetch, uid: bool) -> None:
             if "FLAGS" not in names:
                 items.append(FetchAtt("FLAGS"))  # only rendered for the changed ones below
     flags_asked = "FLAGS" in names
+    retrieves = any(_whole(a) for a in items)
     gone: list[Exception] = []
+    fetched: list[str] = []
     for start in range(0, len(positions), 200):
         batch = positions[start:start + 200]
         metas: dict[int, dict | None] = {}
@@ -120,6 +136,12 @@ async def fetch(s, tag: str, args: Fetch, uid: bool) -> None:
                 s.log.error("imap.blob_missing", sid=s.sid, user=s.user.address, folder=mb.name, uid=u,
                             qid=mb.blobs[i], error=str(err))
                 gone.append(err)
+            elif retrieves:
+                fetched.append(mb.blobs[i])
+        if fetched:
+            s.log.info("imap.fetch", sid=s.sid, user=s.user.address, folder=mb.name, count=len(fetched),
+                       qids=",".join(fetched))
+            fetched.clear()
     if gone:
         if all(isinstance(e, BlobMissing) for e in gone):
             raise No("Some of the messages asked for were expunged meanwhile; the others were sent",

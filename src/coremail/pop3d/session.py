@@ -457,6 +457,10 @@ class Pop3Session(StreamSession):
     def _retrieved(self, e: Entry) -> None:
         self.retrieved += 1
         self.bytes_out += e.size
+        # A message that came by SMTP has its queue id as blob id: one grep
+        # follows it from the SMTP 250 to this line.
+        self.svc.log.info("pop3.retr", sid=self.sid, user=self.user.address, qid=e.blob_id,
+                          msg=e.number, size=e.size)
 
     async def _retr_stream(self, e: Entry) -> None:
         try:
