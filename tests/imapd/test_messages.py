@@ -236,3 +236,35 @@ def test_two_sessions_see_each_others_changes(imap, alice):
     assert len(data) == 2 and b"UID 2 FLAGS (\\Seen)" in data[0]
     a.logout()
     b.logout()
+
+
+def _drop_blob(imap, who, position: int) -> str:
+    """Remove a message's bytes behind the session's back (another session
+    expunged it and its blob was removed); returns the blob id."""
+    blob_id = imap.messages(who)[position].blob_id
+    imap.store.blobs.delete([blob_id])
+    return blob_id
+
+
+def test_fetch_of_a_message_whose_bytes_are_gone_is_a_no_not_an_empty_message(imap, alice):
+    fill(imap, alice, 2)
+    big = msg(3, "x" * (400 * 1024))  # streamed, not read inline
+    imap.deliver(alice, big)
+    gone_small, gone_big = _drop_blob(imap, alice, 1), _drop_blob(imap, alice, 2)
+    c = imap.client(alice)
+    c.select("INBOX")
+    for items in ("(BODY.PEEK[])", "(RFC822)", "(UID BODY.PEEK[HEADER])"):
+        typ, data = c.fetch("1:3", items)
+        assert typ == "NO" and b"[EXPUNGEISSUED]" in data[0], items
+        got = [part for part in c.response("FETCH")[1] if isinstance(part, tuple)]
+        assert len(got) == 1 and got[0][0].startswith(b"1 (")  # message 1 only, never an empty one
+        assert got[0][1] and msg(1).startswith(got[0][1])
+    typ, data = c.uid("FETCH", "1:*", "(UID RFC822.SIZE)")  # no bytes needed: all three
+    assert typ == "OK" and len(data) == 3
+    typ, data = c.search(None, "BODY", "hello")
+    assert typ == "OK" and data == [b"1"]
+    assert c.noop()[0] == "OK"  # the session goes on
+    c.logout()
+    lines = imap.log_lines("imap.blob_missing")
+    assert {ln["qid"] for ln in lines} == {gone_small, gone_big}
+    assert all(ln["user"] == alice and ln["uid"] in ("2", "3") for ln in lines)

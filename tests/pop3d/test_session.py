@@ -389,3 +389,18 @@ def test_random_garbage_never_breaks_the_session(pop3):
     assert r.cmd("STAT").startswith(b"+OK 1 ")
     assert r.cmd("QUIT").startswith(b"+OK")
     assert len(pop3.inbox(A)) == 1
+
+
+def test_a_message_whose_bytes_are_gone_is_an_err_not_a_dropped_session(pop3):
+    pop3.add_user(A)
+    pop3.deliver(A, msg("small"))
+    pop3.deliver(A, msg("big", "x" * (400 * 1024) + "\r\n"))  # streamed, not read inline
+    p = client(pop3)
+    pop3.store.blobs.delete([m.blob_id for m in pop3.inbox(A)])
+    for n in (1, 2):
+        with pytest.raises(poplib.error_proto, match=f"message {n} was removed by another client"):
+            p.retr(n)
+        with pytest.raises(poplib.error_proto, match=f"message {n} was removed by another client"):
+            p.top(n, 1)
+    assert p.noop().startswith(b"+OK")
+    p.quit()

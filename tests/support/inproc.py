@@ -70,7 +70,8 @@ class InProcService:
 
     def __init__(self, home: Path, service: str | Callable | None = None,
                  listeners: Sequence[str] | None = None, *, settings: dict | None = None,
-                 log_level: str | None = None, domain: str = DOMAIN, start_timeout: float = 10):
+                 log_level: str | None = None, domain: str = DOMAIN, start_timeout: float = 10,
+                 address: str = LOOPBACK):
         if isinstance(service, str):
             self.name = service
         factory = service if callable(service) else service_factory(self.name)
@@ -90,7 +91,8 @@ class InProcService:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        sockets = {n: bind_socket(LOOPBACK, 0, n) for n in self.listener_names}
+        # address "::": one dual-stack socket, where IPv4 clients appear as ::ffff:a.b.c.d
+        sockets = {n: bind_socket(address, 0, n) for n in self.listener_names}
         self.ports = {n: s.getsockname()[1] for n, s in sockets.items()}
         try:
             self.call(self.service.start(sockets), start_timeout)

@@ -2,20 +2,25 @@
 
 Flags, UIDs, sizes, dates and modseqs come from the in-memory mailbox;
 ENVELOPE and BODYSTRUCTURE from the summary stored at delivery (mail/mime.py),
-never from a re-parse; message octets straight from the blob file, small ones
+never from a re-parse; message octets from the store's blobs by id, small ones
 read inline, big ones streamed in chunks from a thread so the loop never waits
 on the disk for long. BODY.PEEK leaves \\Seen alone; BODY[] sets it.
+A FETCH that retrieves whole messages (BODY[], BODY.PEEK[], RFC822, BINARY[])
+logs one `imap.fetch` line with their qids= (for mail that came by SMTP the
+blob id is the queue id), so one grep follows a message from the SMTP 250 to
+its reader; one line per command (per 200 messages), since a line per
+message costs as much as sending a small one.
+A message whose bytes are gone (expunged and removed by another session) gets
+no FETCH response, and the command a tagged NO [EXPUNGEISSUED] (RFC 2180 4.1.2).
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from ..mail.mime import decoded_body, render_bodystructure, render_envelope, section_bytes, summarize
+from ..store.interfaces import BlobMissing
 from .parser import Fetch, FetchAtt, format_flags, imap_date
-
-if TYPE_CHECKING:
-    from .session import ImapSession
+from .responses import No
 
 INLINE_MAX = 256 * 1024
 CHUNK = 256 * 1024
@@ -28,11 +33,6 @@ class FetchRefused(Exception):
     """A FETCH that must be answered with a tagged BAD (and nothing else)."""
 
 
-def _read(path) -> bytes:
-    with open(path, "rb", buffering=0) as f:
-        return f.readall()
-
-
 def _needs(att: FetchAtt) -> tuple[bool, bool]:
     """(needs the summary, needs the octets) for one item."""
     if att.name in ("BODY", "BINARY", "BINARY.SIZE") and att.section is not None:
@@ -43,6 +43,15 @@ def _needs(att: FetchAtt) -> tuple[bool, bool]:
     if att.name in ("RFC822.HEADER", "RFC822.TEXT"):
         return True, True
     return False, att.name == "RFC822"
+
+
+def _whole(att: FetchAtt) -> bool:
+    """Does this item retrieve the whole message?"""
+    if att.name == "RFC822":
+        return True
+    sec = att.section
+    return (att.name in ("BODY", "BINARY") and sec is not None and not sec.part and sec.text is None
+            and att.partial is None)
 
 
 def _sets_seen(att: FetchAtt) -> bool:
@@ -62,7 +71,7 @@ def _partial(att: FetchAtt, data: bytes) -> bytes:
     return data[origin:origin + length]
 
 
-async def fetch(s: "ImapSession", tag: str, args: Fetch, uid: bool) -> None:
+async def fetch(s, tag: str, args: Fetch, uid: bool) -> None:
     mb = s.mailbox
     positions = mb.resolve(args.seqset, uid)
     if positions is None:
@@ -107,6 +116,9 @@ async def fetch(s: "ImapSession", tag: str, args: Fetch, uid: bool) -> None:
             if "FLAGS" not in names:
                 items.append(FetchAtt("FLAGS"))  # only rendered for the changed ones below
     flags_asked = "FLAGS" in names
+    retrieves = any(_whole(a) for a in items)
+    gone: list[Exception] = []
+    fetched: list[str] = []
     for start in range(0, len(positions), 200):
         batch = positions[start:start + 200]
         metas: dict[int, dict | None] = {}
@@ -118,29 +130,60 @@ async def fetch(s: "ImapSession", tag: str, args: Fetch, uid: bool) -> None:
             if i >= len(mb.uids):
                 continue
             u = mb.uids[i]
-            await _one(s, mb, i, u, items, metas.get(u), need_meta, need_raw, flags_asked or u in seen_changed,
-                       condstore)
+            err = await _one(s, mb, i, u, items, metas.get(u), need_meta, need_raw,
+                             flags_asked or u in seen_changed, condstore)
+            if err is not None:
+                s.log.error("imap.blob_missing", sid=s.sid, user=s.user.address, folder=mb.name, uid=u,
+                            qid=mb.blobs[i], error=str(err))
+                gone.append(err)
+            elif retrieves:
+                fetched.append(mb.blobs[i])
+        if fetched:
+            s.log.info("imap.fetch", sid=s.sid, user=s.user.address, folder=mb.name, count=len(fetched),
+                       qids=",".join(fetched))
+            fetched.clear()
+    if gone:
+        if all(isinstance(e, BlobMissing) for e in gone):
+            raise No("Some of the messages asked for were expunged meanwhile; the others were sent",
+                     "EXPUNGEISSUED")
+        raise No("Some of the messages asked for could not be read; the others were sent", "SERVERBUG")
 
 
 async def _one(s, mb, i: int, u: int, items, meta, need_meta: bool, need_raw: bool, want_flags: bool,
-               condstore: bool) -> None:
+               condstore: bool) -> Exception | None:
+    """Send one message's FETCH response; the error instead, and nothing sent,
+    when its bytes cannot be had."""
     raw = None
+    blob = None  # the open blob of a streamed message
     size = mb.sizes[i]
-    path = s.store.blobs.path(mb.blobs[i])
+    blobs, blob_id = s.store.blobs, mb.blobs[i]
     whole_only = need_raw and not need_meta and all(
         a.name not in _RAW_ITEMS or a.name == "RFC822" for a in items) and all(
         a.partial is None for a in items if a.section is not None)
     stream = whole_only and size > INLINE_MAX
-    if need_raw and not stream:
-        try:
-            raw = _read(path) if size <= INLINE_MAX else await s.run(_read, path)
-        except OSError:
-            s.log.error("imap.blob_missing", sid=s.sid, uid=u, blob=mb.blobs[i])
-            raw = b""
-    if need_meta and meta is None:
-        if raw is None:
-            raw = await s.run(_read, path)
-        meta = await s.run(summarize, raw)
+    try:
+        if stream:
+            # opened before a byte of the response goes out: a blob found gone
+            # then costs this message's response, not the session
+            blob = await s.run(blobs.open, blob_id)
+        elif need_raw:
+            raw = blobs.read(blob_id) if size <= INLINE_MAX else await s.run(blobs.read, blob_id)
+        if need_meta and meta is None:
+            if raw is None:
+                raw = await s.run(blobs.read, blob_id)
+            meta = await s.run(summarize, raw)
+    except (BlobMissing, OSError) as e:
+        return e
+    try:
+        await _send(s, mb, i, u, items, meta, raw, blob, size, want_flags)
+    finally:
+        if blob is not None:
+            blob.close()
+    return None
+
+
+async def _send(s, mb, i: int, u: int, items, meta, raw, blob, size: int, want_flags: bool) -> None:
+    stream = blob is not None
     out: list = [b"* %d FETCH (" % (i + 1)]
     first = True
     for att in items:
@@ -165,7 +208,7 @@ async def _one(s, mb, i: int, u: int, items, meta, need_meta: bool, need_raw: bo
         elif name == "BODY" and att.section is None:
             piece = [b"BODY " + render_bodystructure(meta, False)]
         elif name == "RFC822":
-            piece = [b"RFC822 "] + (_literal(raw) if not stream else [b"{%d}\r\n" % size, path])
+            piece = [b"RFC822 "] + (_literal(raw) if not stream else [b"{%d}\r\n" % size, blob])
         elif name == "RFC822.HEADER":
             piece = [b"RFC822.HEADER "] + _literal(section_bytes(raw, meta, "HEADER") or b"")
         elif name == "RFC822.TEXT":
@@ -173,7 +216,7 @@ async def _one(s, mb, i: int, u: int, items, meta, need_meta: bool, need_raw: bo
         elif name == "BODY":
             sec = att.section
             if stream:
-                piece = [b"BODY[] {%d}\r\n" % size, path]
+                piece = [b"BODY[] {%d}\r\n" % size, blob]
             else:
                 whole = not sec.part and sec.text is None
                 data = raw if whole else section_bytes(raw, meta, sec)
@@ -204,15 +247,12 @@ async def _one(s, mb, i: int, u: int, items, meta, need_meta: bool, need_raw: bo
     await s.maybe_drain()
 
 
-async def _stream(s, path) -> None:
-    """Send a big blob in chunks read in a thread, honouring write back-pressure."""
-    f = await s.run(open, path, "rb")
-    try:
-        while True:
-            chunk = await s.run(f.read, CHUNK)
-            if not chunk:
-                break
-            s.send(chunk)
-            await s.drain()
-    finally:
-        f.close()
+async def _stream(s, f) -> None:
+    """Send a big blob from its open file in chunks read in a thread,
+    honouring write back-pressure."""
+    while True:
+        chunk = await s.run(f.read, CHUNK)
+        if not chunk:
+            break
+        s.send(chunk)
+        await s.drain()

@@ -4,7 +4,7 @@ LIST-STATUS), STATUS, APPEND, NAMESPACE and QUOTA (RFC 9208).
 
 The hierarchy separator is "/". Every handler takes the session and the
 parsed command, does its blocking store calls in a thread, writes untagged
-responses and returns the tagged OK text (or raises session.No/Bad).
+responses and returns the tagged OK text (or raises responses.No/Bad).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..services.mailboxes import SEP, MailboxError, NewMessage, folder_name
 from ..store.interfaces import NotFound
 from .mailbox import Mailbox
 from .parser import SequenceSet, format_mailbox
-from .session import AUTH, SELECTED, No
+from .responses import AUTH, SELECTED, No
 
 _STATUS_ORDER = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
                  "HIGHESTMODSEQ", "APPENDLIMIT")

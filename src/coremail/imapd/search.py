@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 
 from ..mail.envelope import decode_words, field_value, scan_header
 from ..mail.mime import decoded_body, summarize
+from ..store.interfaces import BlobMissing
 from .mailbox import Mailbox
 from .parser import SearchKey, SequenceSet
 
@@ -80,20 +81,19 @@ def _text_of(raw: bytes, node: dict, path: list[int], out: list[str], summary: d
 class _Message:
     """Lazy access to one message's summary and octets during a search."""
 
-    __slots__ = ("store", "path", "meta", "_raw", "_body")
+    __slots__ = ("store", "blob_id", "meta", "_raw", "_body")
 
-    def __init__(self, store, path, meta) -> None:
-        self.store, self.path, self.meta = store, path, meta
+    def __init__(self, store, blob_id: str, meta) -> None:
+        self.store, self.blob_id, self.meta = store, blob_id, meta
         self._raw: bytes | None = None
         self._body: str | None = None
 
     def raw(self) -> bytes:
         if self._raw is None:
             try:
-                with open(self.path, "rb") as f:
-                    self._raw = f.read()
-            except OSError:
-                self._raw = b""
+                self._raw = self.store.blobs.read(self.blob_id)
+            except (BlobMissing, OSError):
+                self._raw = b""  # gone meanwhile: it matches nothing that needs its text
         return self._raw
 
     def summary(self) -> dict:
@@ -185,7 +185,7 @@ def run_search(store, mb: Mailbox, key: SearchKey) -> list[int]:
         positions = range(start, min(n, start + 200))
         metas = {m.uid: m.meta for m in store.get_messages(mb.folder_id, [mb.uids[i] for i in positions])}
         for i in positions:
-            msg = _Message(store, store.blobs.path(mb.blobs[i]), metas.get(mb.uids[i]))
+            msg = _Message(store, mb.blobs[i], metas.get(mb.uids[i]))
             if _match(key, mb, i, n, msg, now):
                 out.append(i)
     return out

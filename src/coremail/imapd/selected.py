@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import fetch as fetch_mod
 from . import search as search_mod
 from .parser import SequenceSet, format_flags
-from .session import AUTH, Bad, No
+from .responses import AUTH, Bad, No
 
 
 def _positions(s, seqset, uid: bool) -> list[int]:

@@ -16,6 +16,7 @@ import asyncio
 from ..proto.access import AccessService
 from ..services.login import Authenticator, FailureThrottle, LoginCache
 from ..services.mailboxes import Mailboxes
+from .commands import CommandTable
 from .session import ImapSession
 
 POLL_INTERVAL = 0.5
@@ -70,6 +71,7 @@ class ImapService(AccessService):
         self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail", "imap"),
                                   LoginCache(shared_dir=run / "logincache-imap"))
         self.watcher = IdleWatcher(ctx.store, ctx.log)
+        self.commands = CommandTable()
         self._mailboxes: Mailboxes | None = None
 
     @property

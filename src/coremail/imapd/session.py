@@ -5,29 +5,33 @@ selected -> logout), the command loop over framing.CommandFramer and
 parser.parse_command, login (LOGIN, AUTHENTICATE PLAIN with SASL-IR, the
 shared throttle in services/login.py), STARTTLS, IDLE, and when untagged
 updates may be sent. Mailbox and message commands live in folders.py and
-selected.py; they raise `No`/`Bad` and return the text of the tagged OK.
-A Protocol with its own buffer rather than streams keeps an idle connection
-a few kilobytes.
+selected.py; they raise `No`/`Bad` (responses.py) and return the text of the
+tagged OK. The service's command table (commands.py) maps a command to its
+handler. A Protocol with its own buffer rather than streams keeps an idle
+connection a few kilobytes.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ..config import Settings
+from ..obs.log import Log
+from ..proto.listen import SessionTracker
 from ..proto.stream import StreamSession
-from ..services.login import SaslError, decode_plain, plaintext_login_allowed
+from ..services.login import Authenticator, SaslError, decode_plain, plaintext_login_allowed
 from ..store.blobs import new_id
-from ..store.interfaces import QuotaExceeded, StorageFull, StoreError
+from ..store.interfaces import Store, StoreError
 from .framing import CONTINUATION, CommandFramer, ContinuationNeeded, FramedCommand, FramingError, RawLine
 from .parser import ParseError, parse_command
+from .responses import AUTH, LOGOUT, NOTAUTH, SELECTED, Bad, No, refusal
 
 if TYPE_CHECKING:
     from .mailbox import Mailbox
-    from .service import ImapService
 
-NOTAUTH, AUTH, SELECTED, LOGOUT = "notauth", "auth", "selected", "logout"
 MIN_IDLE_TIMEOUT = 1800.0  # RFC 3501 5.4: at least 30 minutes
 PRE_AUTH_LITERAL = 64 * 1024
 MAX_BAD_IN_A_ROW = 100
@@ -39,21 +43,25 @@ CAPS_BASE = ("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE S
              "QUOTA QUOTA=RES-STORAGE")
 
 
-class No(Exception):
-    """A tagged NO, optionally with a response code such as TRYCREATE."""
+class ImapHost(Protocol):
+    """What a session needs of its service (service.ImapService), spelled out
+    here so that the service imports the session and never the reverse."""
 
-    def __init__(self, text: str, code: str | None = None, status: str = "NO") -> None:
-        super().__init__(text)
-        self.text, self.code, self.status = text, code, status
+    store: Store
+    log: Log
+    tracker: SessionTracker
+    auth: Authenticator
+    watcher: Any    # service.IdleWatcher: add(session), discard(session)
+    commands: Any   # commands.CommandTable: lookup(name, state) -> handler | None
 
-
-class Bad(No):
-    def __init__(self, text: str, code: str | None = None) -> None:
-        super().__init__(text, code, "BAD")
+    @property
+    def settings(self) -> Settings: ...
+    def tls_available(self) -> bool: ...
+    def tls_context(self) -> ssl.SSLContext: ...
 
 
 class ImapSession(StreamSession):
-    def __init__(self, service: "ImapService", listener: str, implicit_tls: bool) -> None:
+    def __init__(self, service: ImapHost, listener: str, implicit_tls: bool) -> None:
         super().__init__(service, listener, implicit_tls)
         self.store = service.store
         self.log = service.log
@@ -127,9 +135,9 @@ class ImapSession(StreamSession):
                                        allow_plaintext=self.svc.settings.policy.allow_plaintext_auth)
 
     # ------------------------------------------------------------ the loop
-    async def _run(self, from_ip: int) -> None:
+    async def _run(self, over_limit: bool) -> None:
         try:
-            if from_ip > self.svc.settings.limits.max_connections_per_ip:
+            if over_limit:
                 self.send(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
                 return
             self.send(f"* OK [CAPABILITY {self.capabilities()}] coremail IMAP ready\r\n".encode())
@@ -183,7 +191,7 @@ class ImapSession(StreamSession):
             return
         self.bad = 0
         self.commands += 1
-        handler = _handler(cmd.name, self.state)
+        handler = self.svc.commands.lookup(cmd.name, self.state)
         if handler is None:
             where = {NOTAUTH: "before logging in", AUTH: "without a selected mailbox",
                      SELECTED: "in this state"}.get(self.state, "now")
@@ -191,19 +199,9 @@ class ImapSession(StreamSession):
             return
         try:
             text = await handler(self, cmd)
-        except No as e:
-            code = f"[{e.code}] " if e.code else ""
+        except (No, StoreError) as e:
             text = None
-            self.send(f"{cmd.tag} {e.status} {code}{e.text}\r\n".encode())
-        except QuotaExceeded as e:
-            text = None
-            self.send(f"{cmd.tag} NO [OVERQUOTA] {e.text}\r\n".encode())
-        except StorageFull as e:  # the disk, not the user's quota: temporary (RFC 5530)
-            text = None
-            self.send(f"{cmd.tag} NO [UNAVAILABLE] {e.text}\r\n".encode())
-        except StoreError as e:
-            text = None
-            self.send(f"{cmd.tag} NO [SERVERBUG] {e.text}\r\n".encode())
+            self.send(refusal(cmd.tag, e))
         if text is None:
             return
         if self.mailbox is not None and cmd.name not in ("IDLE", "LOGOUT", "CLOSE", "UNSELECT"):
@@ -391,41 +389,3 @@ class ImapSession(StreamSession):
             self.svc.watcher.discard(self)
         return "OK IDLE terminated"
 
-
-_ANY = (NOTAUTH, AUTH, SELECTED)
-_AUTHED = (AUTH, SELECTED)
-_TABLE: dict = {}
-
-
-def _build_table() -> None:
-    from . import folders, selected
-
-    S = ImapSession
-    _TABLE.update({
-        "CAPABILITY": (_ANY, S.cmd_capability), "NOOP": (_ANY, S.cmd_noop), "LOGOUT": (_ANY, S.cmd_logout),
-        "ID": (_ANY, S.cmd_id), "STARTTLS": ((NOTAUTH,), S.cmd_starttls), "LOGIN": ((NOTAUTH,), S.cmd_login),
-        "AUTHENTICATE": ((NOTAUTH,), S.cmd_authenticate), "ENABLE": (_AUTHED, S.cmd_enable),
-        "IDLE": (_AUTHED, S.cmd_idle),
-        "SELECT": (_AUTHED, folders.select), "EXAMINE": (_AUTHED, folders.select),
-        "CREATE": (_AUTHED, folders.create), "DELETE": (_AUTHED, folders.delete),
-        "RENAME": (_AUTHED, folders.rename), "SUBSCRIBE": (_AUTHED, folders.subscribe),
-        "UNSUBSCRIBE": (_AUTHED, folders.subscribe), "LIST": (_AUTHED, folders.list_),
-        "LSUB": (_AUTHED, folders.list_), "STATUS": (_AUTHED, folders.status),
-        "APPEND": (_AUTHED, folders.append), "NAMESPACE": (_AUTHED, folders.namespace),
-        "GETQUOTA": (_AUTHED, folders.getquota), "GETQUOTAROOT": (_AUTHED, folders.getquotaroot),
-        "CHECK": ((SELECTED,), S.cmd_noop), "CLOSE": ((SELECTED,), selected.close),
-        "UNSELECT": ((SELECTED,), selected.unselect), "EXPUNGE": ((SELECTED,), selected.expunge),
-        "SEARCH": ((SELECTED,), selected.search), "FETCH": ((SELECTED,), selected.fetch),
-        "STORE": ((SELECTED,), selected.store), "COPY": ((SELECTED,), selected.copy),
-        "MOVE": ((SELECTED,), selected.copy),
-    })  # fmt: skip
-
-
-def _handler(name: str, state: str):
-    """The method for a command in a state (the table is built on first use)."""
-    if not _TABLE:
-        _build_table()
-    entry = _TABLE.get(name)
-    if entry is None or state not in entry[0]:
-        return None
-    return entry[1]

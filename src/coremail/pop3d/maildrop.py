@@ -14,6 +14,7 @@ and the deletions applied at QUIT. No protocol here.
 - Sizes: the octets RETR sends (see wire.py). Blobs are immutable, so that
   size is cached per blob id for the life of the process; a blob is read only
   the first time a worker meets it (like a virtual-size index cache).
+- Bytes: by blob id through `Store.blobs`; the maildrop never sees a file.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..store.interfaces import Store
+from ..store.interfaces import BlobMissing, Blobs, Store
 from .wire import wire_size_of
 
 
@@ -37,7 +38,7 @@ class Entry:
     number: int
     message_id: int
     uidl: str
-    path: str
+    blob_id: str           # for messages that came by SMTP, also the queue id
     stored_size: int
     size: int              # octets RETR sends (normalised, before dot-stuffing)
     deleted: bool = False
@@ -55,10 +56,11 @@ class SizeCache:
         self.max_entries = max_entries
         self._sizes: dict[str, int] = {}
 
-    def get(self, blob_id: str, path: str) -> int:
+    def get(self, blob_id: str, blobs: Blobs) -> int:
+        """The wire size of a blob; BlobMissing if it is gone."""
         size = self._sizes.get(blob_id)
         if size is None:
-            with open(path, "rb") as f:
+            with blobs.open(blob_id) as f:
                 size = wire_size_of(f)
             if len(self._sizes) >= self.max_entries:
                 self._sizes.clear()
@@ -102,15 +104,13 @@ class Maildrop:
         folder = store.get_folder(user_id, "INBOX")
         if folder is None:
             return cls(user_id)
-        blobs = getattr(store, "blobs")
         entries = []
         for n, m in enumerate(store.list_messages(folder.id), 1):
-            path = str(blobs.path(m.blob_id))
             try:
-                size = sizes.get(m.blob_id, path)
-            except FileNotFoundError:
+                size = sizes.get(m.blob_id, store.blobs)
+            except BlobMissing:
                 continue  # removed since the listing (IMAP expunge): not in this snapshot
-            entries.append(Entry(n, m.id, f"{folder.uidvalidity}.{m.uid}", path, m.size, size))
+            entries.append(Entry(n, m.id, f"{folder.uidvalidity}.{m.uid}", m.blob_id, m.size, size))
         for i, e in enumerate(entries, 1):
             e.number = i
         return cls(user_id, entries)

@@ -11,18 +11,21 @@ autologout or a server shutdown deletes nothing.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
-from typing import TYPE_CHECKING, Awaitable
+from pathlib import Path
+from typing import Awaitable, Protocol
 
+from ..config import Settings
+from ..obs.log import Log
+from ..proto.listen import SessionTracker
 from ..proto.stream import StreamSession
 from ..store.blobs import new_id
-from ..services.login import SaslError, decode_plain, plaintext_login_allowed
-from .maildrop import Entry, LockBusy, Maildrop, MaildropLock
+from ..store.interfaces import BlobMissing, Store
+from ..services.login import Authenticator, SaslError, decode_plain, plaintext_login_allowed
+from .maildrop import Entry, LockBusy, Maildrop, MaildropLock, SizeCache
 from .parser import ParseError, parse_command, parse_number
 from .wire import StreamEncoder, encode, normalise, stuff, top
-
-if TYPE_CHECKING:
-    from .service import Pop3Service
 
 AUTHORIZATION, TRANSACTION, DONE = "authorization", "transaction", "done"
 AUTH_VERBS = frozenset({"USER", "PASS", "AUTH", "STLS", "CAPA", "QUIT", "APOP"})
@@ -35,13 +38,28 @@ READ_HIGH = 64 * 1024     # pause reading when a client pipelines more than this
 TOO_LONG = b""            # sentinel: the line was over the limit and was dropped
 
 
-def _read_all(path: str) -> bytes:
-    with open(path, "rb", buffering=0) as f:
-        return f.readall()
+class Pop3Host(Protocol):
+    """What a session needs of its service (service.Pop3Service), spelled out
+    here so that the service imports the session and never the reverse."""
+
+    store: Store
+    log: Log
+    tracker: SessionTracker
+    auth: Authenticator
+    sizes: SizeCache
+    lock_dir: Path
+    lock_wait: float
+
+    @property
+    def settings(self) -> Settings: ...
+    def max_line(self) -> int: ...
+    def idle_timeout(self) -> float: ...
+    def tls_available(self) -> bool: ...
+    def tls_context(self) -> ssl.SSLContext: ...
 
 
 class Pop3Session(StreamSession):
-    def __init__(self, service: "Pop3Service", listener: str, implicit_tls: bool):
+    def __init__(self, service: Pop3Host, listener: str, implicit_tls: bool):
         super().__init__(service, listener, implicit_tls)
         self.sid = new_id()
         self.state = AUTHORIZATION
@@ -56,12 +74,6 @@ class Pop3Session(StreamSession):
         self._idle: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------ transport events
-    def _peer_ip(self, peer) -> str:
-        ip = str(peer[0]) if peer else "?"
-        if ip.startswith("::ffff:"):  # an IPv4 client on a dual-stack socket
-            ip = ip[7:]
-        return ip
-
     def data_received(self, data: bytes) -> None:
         self._buf += data
         self._wake()
@@ -116,9 +128,9 @@ class Pop3Session(StreamSession):
         self._send(f"+OK {first}\r\n{body}.\r\n".encode())
 
     # ------------------------------------------------------------ the session
-    async def _run(self, from_ip: int) -> None:
+    async def _run(self, over_limit: bool) -> None:
         try:
-            if from_ip > self.svc.settings.limits.max_connections_per_ip:
+            if over_limit:
                 self.outcome = "refused"
                 self._err("[SYS/TEMP] too many connections from your address; try again later")
                 return
@@ -435,18 +447,25 @@ class Pop3Session(StreamSession):
         if e.stored_size > INLINE_MAX:
             return self._retr_stream(e)
         try:
-            data = _read_all(e.path)
-        except FileNotFoundError:
+            data = self.svc.store.blobs.read(e.blob_id)
+        except BlobMissing:
             return self._gone(e)
         self._send(b"+OK %d octets\r\n%s.\r\n" % (e.size, encode(data, e.clean)))
+        self._retrieved(e)
+        return None
+
+    def _retrieved(self, e: Entry) -> None:
         self.retrieved += 1
         self.bytes_out += e.size
-        return None
+        # A message that came by SMTP has its queue id as blob id: one grep
+        # follows it from the SMTP 250 to this line.
+        self.svc.log.info("pop3.retr", sid=self.sid, user=self.user.address, qid=e.blob_id,
+                          msg=e.number, size=e.size)
 
     async def _retr_stream(self, e: Entry) -> None:
         try:
-            f = open(e.path, "rb", buffering=0)
-        except FileNotFoundError:
+            f = self.svc.store.blobs.open(e.blob_id)
+        except BlobMissing:
             return self._gone(e)
         enc = StreamEncoder(e.clean)
         try:
@@ -461,8 +480,7 @@ class Pop3Session(StreamSession):
             self._send(enc.finish() + b".\r\n")
         finally:
             f.close()
-        self.retrieved += 1
-        self.bytes_out += e.size
+        self._retrieved(e)
 
     def _cmd_TOP(self, args):
         e = self._entry(args[0])
@@ -471,8 +489,8 @@ class Pop3Session(StreamSession):
         lines = parse_number(args[1])
         if e.stored_size <= INLINE_MAX:
             try:
-                data = _read_all(e.path)
-            except FileNotFoundError:
+                data = self.svc.store.blobs.read(e.blob_id)
+            except BlobMissing:
                 return self._gone(e)
             self._send_top(data if e.clean else normalise(data), lines)
             return None
@@ -483,7 +501,7 @@ class Pop3Session(StreamSession):
 
     async def _top_large(self, e: Entry, lines: int) -> None:
         def head() -> bytes | None:
-            with open(e.path, "rb") as f:
+            with self.svc.store.blobs.open(e.blob_id) as f:
                 probe = f.read(TOP_PROBE)
                 if len(probe) < TOP_PROBE:  # that was the whole message
                     return top(normalise(probe), lines)
@@ -495,6 +513,6 @@ class Pop3Session(StreamSession):
                 return top(normalise(f.read()), lines)
         try:
             data = await asyncio.to_thread(head)
-        except FileNotFoundError:
+        except BlobMissing:
             return self._gone(e)
         self._send_top(data, lines)

@@ -1,4 +1,6 @@
-"""Listening sockets and the session bookkeeping every protocol server shares.
+"""Listening sockets and the session bookkeeping every protocol server shares:
+the client's address as every protocol sees it (`peer_address`) and the
+per-address count behind limits.max_connections_per_ip (`SessionTracker`).
 
 Each worker process binds its own SO_REUSEPORT socket on the same address, so
 the kernel spreads connections over the workers (both cores busy) and one
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import socket
 from dataclasses import dataclass
 from typing import Callable
@@ -61,6 +64,23 @@ def address_of(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def peer_address(peername) -> tuple[str, int]:
+    """(ip, port) of a transport's peername. On a dual-stack listener
+    (address "::") an IPv4 client arrives as ::ffff:a.b.c.d: it is a.b.c.d
+    here, so loopback stays loopback and each address counts once."""
+    if not peername:
+        return "?", 0
+    ip = str(peername[0])
+    if ip.startswith("::ffff:"):
+        try:
+            mapped = ipaddress.IPv6Address(ip).ipv4_mapped
+        except ValueError:
+            mapped = None
+        if mapped is not None:
+            ip = str(mapped)
+    return ip, int(peername[1])
+
+
 class SessionTracker:
     """The open sessions of one worker, so a graceful stop can say goodbye to
     each (421 / * BYE / -ERR) and wait for transactions in flight."""
@@ -73,6 +93,14 @@ class SessionTracker:
         self.sessions.add(session)
         self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
         return self.per_ip[ip]
+
+    def count(self, ip: str) -> int:
+        return self.per_ip.get(ip, 0)
+
+    def over_limit(self, ip: str, limit: int) -> bool:
+        """Has `ip` more than `limit` sessions open, the one just added
+        included? Each protocol then refuses in its own words (421, * BYE, -ERR)."""
+        return self.per_ip.get(ip, 0) > limit
 
     def remove(self, session, ip: str) -> None:
         if session in self.sessions:

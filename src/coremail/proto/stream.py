@@ -5,13 +5,16 @@ two futures a session's task parks on (`_wait` for input, `_drain` for the
 transport to take more output).
 
 A subclass keeps its own buffer (`data_received`), runs the conversation in
-`_run(from_ip)` (the count of this address's sessions, the new one included)
-and gives itself an `sid`.
+`_run(over_limit)` (over_limit: this address already has
+limits.max_connections_per_ip sessions; refuse in the protocol's words) and
+gives itself an `sid`.
 """
 from __future__ import annotations
 
 import asyncio
 import time
+
+from .listen import peer_address
 
 
 class StreamSession(asyncio.Protocol):
@@ -33,14 +36,13 @@ class StreamSession(asyncio.Protocol):
     # ------------------------------------------------------------ transport events
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.ip = self._peer_ip(transport.get_extra_info("peername"))
-        count = self.svc.tracker.add(self, self.ip)
-        self.task = self.loop.create_task(self._run(count))
+        self.ip = peer_address(transport.get_extra_info("peername"))[0]
+        tracker = self.svc.tracker
+        tracker.add(self, self.ip)
+        over = tracker.over_limit(self.ip, self.svc.settings.limits.max_connections_per_ip)
+        self.task = self.loop.create_task(self._run(over))
 
-    def _peer_ip(self, peer) -> str:
-        return peer[0] if peer else "?"
-
-    async def _run(self, from_ip: int) -> None:
+    async def _run(self, over_limit: bool) -> None:
         raise NotImplementedError
 
     def eof_received(self) -> bool:

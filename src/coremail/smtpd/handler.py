@@ -60,12 +60,11 @@ class SmtpHandler:
         log = self.log.bind(sid=session.sid)
         session.state = SessionState(Client(session.ip, session.listener, tls=session.tls,
                                             sid=session.sid), log)
-        n = self.tracker.per_ip.get(session.ip, 0)
         limit = self.settings().limits.max_connections_per_ip
         log.debug("smtp.connect", ip=session.ip, listener=session.listener, tls=session.tls)
-        if n > limit:
+        if self.tracker.over_limit(session.ip, limit):
             log.info("smtp.refused", ip=session.ip, reason="per-ip connection limit",
-                     connections=n)
+                     connections=self.tracker.count(session.ip))
             return Verdict(421, "4.7.0", f"too many connections from your address (limit "
                                          f"{limit}); try again later")
         return None

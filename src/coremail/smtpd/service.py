@@ -13,7 +13,7 @@ import os
 import socket
 from typing import Any
 
-from ..proto.listen import ListenerSpec, SessionTracker
+from ..proto.listen import ListenerSpec, SessionTracker, peer_address
 from ..services.login import Authenticator, FailureThrottle, LoginCache
 from .engine import Session, SmtpProtocol
 from .handler import SmtpHandler
@@ -65,10 +65,7 @@ class SmtpService:
         return SmtpProtocol(self.handler, session, on_open=self._opened, on_done=self._closed)
 
     def _opened(self, proto: SmtpProtocol) -> None:
-        peer = proto.transport.get_extra_info("peername") or ("?", 0)
-        proto.session.ip, proto.session.port = str(peer[0]), int(peer[1])
-        if proto.session.ip.startswith("::ffff:"):
-            proto.session.ip = proto.session.ip[7:]
+        proto.session.ip, proto.session.port = peer_address(proto.transport.get_extra_info("peername"))
         self.tracker.add(proto, proto.session.ip)
 
     def _closed(self, proto: SmtpProtocol) -> None:
