@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import secrets
 import socket
 import sys
 import ssl
@@ -50,6 +51,9 @@ class ServiceContext:
     store: Store
     log: Log
     worker: int = 0
+    # Shared by a service's workers (made by their runner), never on disk:
+    # keys the login cache's files (services.login.LoginCache).
+    login_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     _tls: ssl.SSLContext | None = field(default=None, repr=False)
     _ingest: Ingest | None = field(default=None, repr=False)
 
@@ -94,12 +98,16 @@ class Service(Protocol):
     async def stop(self, timeout: float) -> None: ...
 
 
-def build_context(home: Path, service: str, worker: int = 0) -> ServiceContext:
+def build_context(home: Path, service: str, worker: int = 0,
+                  login_key: bytes | None = None) -> ServiceContext:
     config = ConfigWatcher(home)
     log = Log(service, level=config.current.log.level, writer=LogWriter(sys.stderr),
               worker=worker)
     store = open_store(home, config.current)
-    return ServiceContext(Path(home), config, store, log, worker)
+    ctx = ServiceContext(Path(home), config, store, log, worker)
+    if login_key is not None:
+        ctx.login_key = login_key
+    return ctx
 
 
 def create_service(name: str, ctx: ServiceContext) -> Service:

@@ -343,16 +343,19 @@ def test_login_cache_shared_by_workers_and_invalidated_by_password_change(pop3, 
     from coremail.services.login import LoginCache
     from coremail.services.accounts import Accounts
     user = pop3.add_user(A)
-    one, two = LoginCache(shared_dir=tmp_path / "c"), LoginCache(shared_dir=tmp_path / "c")
+    key = b"k" * 32
+    one, two = (LoginCache(shared_dir=tmp_path / "c", key=key),
+                LoginCache(shared_dir=tmp_path / "c", key=key))
     assert not two.hit(A, PASSWORD, user)
     one.remember(A, PASSWORD, user)
     assert two.hit(A, PASSWORD, user)            # another worker, no argon2
+    assert not LoginCache(shared_dir=tmp_path / "c", key=b"x" * 32).hit(A, PASSWORD, user)
     assert not two.hit(A, "other", user)
     assert oct((tmp_path / "c").stat().st_mode & 0o777) == "0o700"
     assert PASSWORD.encode() not in b"".join(p.read_bytes() for p in (tmp_path / "c").iterdir())
     client(pop3).quit()                           # the service caches this login
     changed = Accounts(pop3.store, "example.test").set_password(A, "new password")
-    assert not LoginCache(shared_dir=tmp_path / "c").hit(A, PASSWORD, changed)
+    assert not LoginCache(shared_dir=tmp_path / "c", key=key).hit(A, PASSWORD, changed)
     with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
         client(pop3)                              # old password, cached or not: refused
     client(pop3, password="new password").quit()

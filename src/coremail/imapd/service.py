@@ -69,7 +69,7 @@ class ImapService(AccessService):
         super().__init__(ctx)
         run = ctx.home / "run"
         self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail", "imap"),
-                                  LoginCache(shared_dir=run / "logincache-imap"))
+                                  LoginCache(shared_dir=run / "logincache-imap", key=ctx.login_key))
         self.watcher = IdleWatcher(ctx.store, ctx.log)
         self.commands = CommandTable()
         self._mailboxes: Mailboxes | None = None

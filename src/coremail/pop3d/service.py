@@ -25,7 +25,8 @@ class Pop3Service(AccessService):
         run = ctx.home / "run"
         self.lock_dir = run / "locks"
         self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"),
-                                  LoginCache(ttl=900.0, shared_dir=run / "logincache-pop3"))
+                                  LoginCache(ttl=900.0, shared_dir=run / "logincache-pop3",
+                                            key=ctx.login_key))
         self.sizes = SizeCache()
 
     def max_line(self) -> int:

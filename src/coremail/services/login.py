@@ -139,22 +139,20 @@ class FailureThrottle:
             pass  # a throttle that cannot write must never stop logins for everyone
 
 
-# Made once per service: the runner imports this before it forks its workers,
-# so every worker of a service holds the same key, and it is never on disk.
-_FORK_SHARED_KEY = secrets.token_bytes(32)
-
-
 class LoginCache:
-    """With ``shared_dir``, entries are also files there (user id -> expiry and
-    HMAC), so a login checked by one worker process is a hit in its siblings:
-    the key lives only in the memory the workers inherited, so the files are
-    useless to anyone who can read them."""
+    """With ``shared_dir`` and ``key``, entries are also files there (user id
+    -> expiry and HMAC), so a login checked by one worker process is a hit in
+    its siblings. The key is made by the service's runner and handed to its
+    workers in memory (ServiceContext.login_key), never written to disk, so
+    the files are useless to anyone who can read them."""
 
-    def __init__(self, ttl: float = 300.0, max_entries: int = 10_000, shared_dir: Path | None = None):
+    def __init__(self, ttl: float = 300.0, max_entries: int = 10_000,
+                 shared_dir: Path | None = None, key: bytes | None = None):
         self.ttl = ttl
         self.max_entries = max_entries
-        self.shared_dir = Path(shared_dir) if shared_dir is not None else None
-        self._key = _FORK_SHARED_KEY if shared_dir is not None else secrets.token_bytes(32)
+        # Without a shared key the files could not be read by a sibling anyway.
+        self.shared_dir = Path(shared_dir) if shared_dir is not None and key else None
+        self._key = key or secrets.token_bytes(32)
         self._seen: dict[int, tuple[bytes, float]] = {}
 
     def _digest(self, login: str, password: str, user: User) -> bytes:

@@ -46,7 +46,8 @@ class SmtpService:
             ctx.log.warning("smtp.no_tls", error=str(e))
         run = ctx.home / "run"
         auth = Authenticator(ctx.store, FailureThrottle(run / "authfail", "smtp"),
-                             LoginCache(ttl=900.0, shared_dir=run / "logincache-smtp"))
+                             LoginCache(ttl=900.0, shared_dir=run / "logincache-smtp",
+                                        key=ctx.login_key))
         self.handler = SmtpHandler(store=ctx.store, settings=lambda: ctx.settings, log=ctx.log,
                                    tls=tls, ingest=ctx.ingest, tracker=self.tracker, auth=auth)
         for name, sock in sockets.items():

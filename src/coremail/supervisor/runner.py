@@ -14,6 +14,7 @@ import asyncio
 import ctypes
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -53,8 +54,8 @@ def _die_with_parent(parent: int) -> None:
 
 
 # ---------------------------------------------------------------- worker
-def _worker(name: str, home: Path, index: int, ready_fd: int) -> int:
-    ctx = build_context(home, name, index)
+def _worker(name: str, home: Path, index: int, ready_fd: int, login_key: bytes) -> int:
+    ctx = build_context(home, name, index, login_key)
     try:
         return _run_worker(ctx, name, index, ready_fd)
     finally:
@@ -104,6 +105,9 @@ class Manager:
     def __init__(self, name: str, home: Path, ready_fd: int | None):
         self.name, self.home, self.ready_fd = name, home, ready_fd
         self.children: dict[int, int] = {}   # pid -> worker index
+        # One per service start, inherited by every worker (and a re-forked
+        # one), never on disk: the workers share the login cache with it.
+        self.login_key = secrets.token_bytes(32)
         self.stopping = False
 
     def _fork(self, index: int, pipe_w: int, probes: list) -> int:
@@ -118,7 +122,7 @@ class Manager:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 for s in probes:
                     s.close()
-                code = _worker(self.name, self.home, index, pipe_w)
+                code = _worker(self.name, self.home, index, pipe_w, self.login_key)
             except BaseException as e:  # noqa: BLE001 - the worker must never return into the manager
                 _report(pipe_w, ok=False, worker=index, error=f"{type(e).__name__}: {e}")
                 import traceback
