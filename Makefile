@@ -51,7 +51,7 @@ $(IMAPTEST_BUILD)/bin/imaptest:
 imaptest: $(IMAPTEST_BUILD)/bin/imaptest
 
 lint: test-deps
-	$(BIN)/ruff check --no-cache src tests bench
+	$(BIN)/ruff check --no-cache src tests bench/*
 	$(BIN)/lint-imports
 	$(BIN)/vulture --min-confidence 60 src vulture_whitelist.py
 

@@ -49,6 +49,10 @@ class ServedHome:
         return self.ports["imap"]
 
     def start(self) -> "ServedHome":
+        return self.prepare().launch()
+
+    def prepare(self) -> "ServedHome":
+        """Everything but `coremail start`: init, settings, users."""
         self.run("coremail", "init", "--domain", self.domain, "--admin-password", "served-admin-1")
         self.run("coremail", "config", "set", "listen.address", "127.0.0.1")
         for name, port in self.ports.items():
@@ -57,6 +61,9 @@ class ServedHome:
             self.run("coremail", "config", "set", key, value)
         for address, password in self.users.items():
             self.run("userutil", "add", address, "--password", password)
+        return self
+
+    def launch(self) -> "ServedHome":
         self.run("coremail", "start", timeout=180)
         self._pids = self.pids()
         return self
