@@ -15,6 +15,7 @@ import queue
 import sys
 import threading
 import time
+import weakref
 from typing import IO, Any
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -37,36 +38,59 @@ def format_event(service: str, level: str, event: str, fields: dict[str, Any],
     return " ".join(parts)
 
 
+# Writers with a thread, told about a fork: the interpreter's at-fork hooks
+# are process-wide, so this registry is too (weak: it keeps no writer alive).
+_WRITERS: "weakref.WeakSet[LogWriter]" = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for w in list(_WRITERS):
+        w._forked()
+    _WRITERS.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 class LogWriter:
     """Events queued by any thread, written in order by one thread. Started
     on first use, so a process that forks before logging gets its own."""
 
-    BATCH = 512
+    BATCH = 4096
+    PAUSE = 0.05   # seconds; a line reaches the file at most this much later
 
     def __init__(self, stream: IO[str]):
         self.stream = stream
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._pid = 0
         self._lock = threading.Lock()
 
     def put(self, item: tuple) -> None:
-        if self._pid != os.getpid():
+        if self._thread is None:
             self._start()
         self._q.put(item)
 
     def _start(self) -> None:
         with self._lock:
-            if self._pid != os.getpid():
-                self._q = queue.SimpleQueue()   # a parent's unwritten lines stay the parent's
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
-                self._pid = os.getpid()
                 self._thread.start()
+                _WRITERS.add(self)
+
+    def _forked(self) -> None:
+        """In a child after fork(): the thread did not come along; the next
+        event starts one, and the parent's unwritten lines stay the parent's."""
+        self._q = queue.SimpleQueue()
+        self._thread = None
+        self._lock = threading.Lock()
 
     def _run(self) -> None:
         q = self._q
         while True:
             item = q.get()
+            # Let a busy process queue up more: one write (and one wake-up of
+            # this thread, one hand-over of the GIL) per PAUSE, not per event.
+            time.sleep(self.PAUSE)
             batch = [item]
             while len(batch) < self.BATCH:
                 try:
@@ -86,10 +110,10 @@ class LogWriter:
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (call before the process exits)."""
         t = self._thread
-        if t is not None and self._pid == os.getpid() and t.is_alive():
+        if t is not None and t.is_alive():
             self._q.put(None)
             t.join(timeout)
-        self._pid = 0
+        self._thread = None
 
 
 class Log:
