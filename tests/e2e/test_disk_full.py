@@ -265,7 +265,7 @@ def test_database_full_after_the_blob_fit_is_452_and_leaves_no_orphan(full):
         code, text = d.send(s, "db-full")
         assert (code, text[:5]) == (452, b"4.3.1"), (code, text)
         assert d.state() == before      # the blob that was written is gone again
-        assert "database or disk is full" in d.home.log("smtp")  # SQLite said no
+        assert "database or disk is full" in d.home.log("smtp", until="database or disk is full")  # SQLite said no
         assert s.noop()[0] == 250
         # IMAP APPEND meets the same wall: a NO, not a dropped connection.
         d.checkpoint()

@@ -19,9 +19,10 @@ from coremail.store.blobs import BlobStore, new_id
 from coremail.store.interfaces import BlobMissing, BlobRef, StorageFull, StoreError
 
 
-@pytest.fixture
-def bs(tmp_path):
-    return BlobStore(tmp_path / "blobs")
+@pytest.fixture(params=[True, False], ids=["o_tmpfile", "tmp_dir"])
+def bs(tmp_path, request):
+    """Both ways of writing: an unnamed file linked in, and the temp-file fallback."""
+    return BlobStore(tmp_path / "blobs", unnamed=request.param)
 
 
 def files_under(root) -> list[str]:
@@ -86,7 +87,7 @@ def test_clean_tmp_only_removes_old_files(bs):
 CHILD = r"""
 import sys, time
 from coremail.store.blobs import BlobStore
-bs = BlobStore(sys.argv[1])
+bs = BlobStore(sys.argv[1], unnamed=sys.argv[3] == "1")
 def chunks():
     for i in range(200000):
         yield b"x" * 65536
@@ -98,16 +99,20 @@ print("finished", flush=True)
 """
 
 
-def test_kill_mid_write_leaves_no_blob(tmp_path):
+@pytest.mark.parametrize("unnamed", [True, False], ids=["o_tmpfile", "tmp_dir"])
+def test_kill_mid_write_leaves_no_blob(tmp_path, unnamed):
     root = tmp_path / "blobs"
     blob_id = new_id()
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(root), blob_id],
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(root), blob_id, str(int(unnamed))],
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "writing"
         tmp_files = list((root / "tmp").iterdir())
-        assert [p.name for p in tmp_files] == [f"{blob_id}.{child.pid}"]
-        assert tmp_files[0].stat().st_size >= 32 * 65536
+        if unnamed:   # the bytes are in a file without a name
+            assert tmp_files == [] and not BlobStore(root).path(blob_id).exists()
+        else:
+            assert [p.name for p in tmp_files] == [f"{blob_id}.{child.pid}"]
+            assert tmp_files[0].stat().st_size >= 32 * 65536
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(10)
@@ -115,11 +120,14 @@ def test_kill_mid_write_leaves_no_blob(tmp_path):
 
     bs = BlobStore(root)
     assert not bs.path(blob_id).exists()
-    assert files_under(root) == [f"tmp/{blob_id}.{child.pid}"]   # only the temp file
     with pytest.raises(BlobMissing):
         bs.read(blob_id)
-    assert bs.clean_tmp(older_than=0) == 1
-    assert files_under(root) == []
+    if unnamed:
+        assert files_under(root) == []          # the kernel freed the unnamed file
+    else:
+        assert files_under(root) == [f"tmp/{blob_id}.{child.pid}"]   # only the temp file
+        assert bs.clean_tmp(older_than=0) == 1
+        assert files_under(root) == []
 
 
 def test_a_failing_chunk_source_leaves_no_temp_file(bs):

@@ -118,7 +118,7 @@ def test_kill9_service_is_restarted(home):
     assert _smtp_ok(home.ports["smtp"])
     time.sleep(0.5)
     assert not any(_alive(p) for p in workers), "workers of the killed service survived"
-    assert "service.exited" in home.log("supervisor")
+    assert "service.exited" in home.log("supervisor", until="service.exited")
 
 
 def test_kill9_worker_is_reforked(home):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +41,18 @@ class Home:
     def userutil(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return self.run("userutil", *args, **kw)
 
-    def log(self, service: str) -> str:
-        try:
-            return (self.path / "logs" / f"{service}.log").read_text()
-        except FileNotFoundError:
-            return ""
+    def log(self, service: str, *, until: str | None = None, timeout: float = 5.0) -> str:
+        """The service's log; with ``until``, once that text is in it (a
+        service's log writer writes a few tens of milliseconds after the event)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                text = (self.path / "logs" / f"{service}.log").read_text()
+            except FileNotFoundError:
+                text = ""
+            if until is None or until in text or time.monotonic() > deadline:
+                return text
+            time.sleep(0.02)
 
 
 def init_test_home(path: Path, domain: str = "example.test",

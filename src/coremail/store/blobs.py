@@ -1,8 +1,10 @@
 """Message bytes on disk: the only code that writes mail to a file.
 
-A blob is written to a temp file, fsync'ed, renamed into place and its
-directory fsync'ed, so a crash at any point leaves either no blob or a whole
-one. Group commit: `write(..., sync=False)` then one `sync(refs)` for a batch,
+A blob is written to an unnamed file in its directory (O_TMPFILE), fsync'ed,
+linked in under its name and its directory fsync'ed, so a crash at any point
+leaves either no blob or a whole one, and nothing to clean up. Where the
+filesystem has no O_TMPFILE, a temp file under tmp/ is renamed into place
+instead, and `clean_tmp` removes what a crash left there. Group commit: `write(..., sync=False)` then one `sync(refs)` for a batch,
 which fsyncs files in parallel threads and each directory once. Blob ids
 start with the time, and a directory holds the blobs of about half a minute
 (`DIR_PREFIX` characters of the id), so one batch needs one directory fsync.
@@ -36,13 +38,20 @@ def new_id() -> str:
 
 
 class BlobStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, unnamed: bool = True):
         self.root = Path(root)
+        self.unnamed = unnamed and hasattr(os, "O_TMPFILE")   # falls back by itself
         self.tmp = self.root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._dirs: set[Path] = set()   # directories known to exist (durably)
+        self._rootfd = -1
+
+    def _root_fd(self) -> int:
+        if self._rootfd < 0:
+            self._rootfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self._rootfd
 
     def path(self, blob_id: str) -> Path:
         return self.root / blob_id[:DIR_PREFIX] / blob_id
@@ -63,10 +72,24 @@ class BlobStore:
         """Store bytes as a new blob. With sync=False the caller must call
         `sync([ref])` before telling anyone the message is safe."""
         blob_id = blob_id or new_id()
-        tmp = self.tmp / f"{blob_id}.{os.getpid()}"
+        tmp: Path | None = None
+        fd = -1
         size = 0
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            final = self._final(blob_id)
+            if self.unnamed:
+                try:
+                    # An unnamed file in its final directory, linked in once
+                    # whole: a crash leaves nothing behind, and no rename
+                    # across directories (a filesystem-wide lock) is needed.
+                    fd = os.open(final.parent, os.O_TMPFILE | os.O_WRONLY, 0o640)
+                except OSError as e:
+                    if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                        raise
+                    self.unnamed = False   # this filesystem has no O_TMPFILE
+            if fd < 0:
+                tmp = self.tmp / f"{blob_id}.{os.getpid()}"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             try:
                 for chunk in ([chunks] if isinstance(chunks, (bytes, bytearray, memoryview))
                               else chunks):
@@ -77,17 +100,25 @@ class BlobStore:
                         view = view[n:]
                 if sync:
                     os.fsync(fd)
+                if tmp is None:
+                    # A dir fd makes os.link use linkat(AT_SYMLINK_FOLLOW),
+                    # which links the file the /proc name points at.
+                    os.link(f"/proc/self/fd/{fd}", final, src_dir_fd=self._root_fd(),
+                            follow_symlinks=True)
             finally:
                 os.close(fd)
-            os.rename(tmp, self._final(blob_id))
+            if tmp is not None:
+                os.rename(tmp, final)
             if sync:
-                _fsync_dir(self.path(blob_id).parent)
+                _fsync_dir(final.parent)
         except OSError as e:
-            _unlink(tmp)
+            if tmp is not None:
+                _unlink(tmp)
             raise _storage_error(e) from None
         except BaseException:
             # The chunk source failed (client gone, message too big): no temp file left behind.
-            _unlink(tmp)
+            if tmp is not None:
+                _unlink(tmp)
             raise
         return BlobRef(blob_id, size)
 
