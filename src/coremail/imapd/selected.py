@@ -7,6 +7,7 @@ send the untagged responses RFC 3501, UIDPLUS, MOVE and CONDSTORE ask for.
 """
 from __future__ import annotations
 
+from ..services.mailboxes import MailboxError
 from . import fetch as fetch_mod
 from . import search as search_mod
 from .parser import SequenceSet, format_flags
@@ -50,8 +51,8 @@ async def store(s, cmd) -> str:
     modified = []
     if a.unchangedsince is not None:
         modified = [u for i, u in zip(positions, uids) if mb.modseqs[i] > a.unchangedsince]
-    changed = await s.run(lambda: s.store.set_flags(mb.folder_id, uids, flags, mode,
-                                                     unchanged_since=a.unchangedsince)) if uids else []
+    changed = await s.run(lambda: s.svc.mailboxes.set_flags(
+        mb.folder_id, uids, flags, mode, unchanged_since=a.unchangedsince)) if uids else []
     keywords = set(mb.keywords)
     touched = set()
     for msg in changed:
@@ -100,13 +101,14 @@ async def copy(s, cmd) -> str:
     if move:
         _writable(s)
     positions = _positions(s, cmd.args.seqset, cmd.uid)
-    dest = await s.run(s.store.get_folder, s.user.id, cmd.args.mailbox)
-    if dest is None:
-        raise No(f"No mailbox {cmd.args.mailbox[:200]}", "TRYCREATE")
     uids = [mb.uids[i] for i in positions]
+    try:
+        dest, pairs = await s.run(lambda: s.svc.mailboxes.move(
+            s.user.id, mb.folder_id, uids, cmd.args.mailbox, copy=not move))
+    except MailboxError as e:
+        raise No(e.text, e.reason) from None
     if not uids:
         return f"OK {cmd.name} completed (nothing to do)"
-    pairs = await s.run(lambda: s.store.copy_messages(mb.folder_id, uids, dest.id, move=move))
     pairs.sort()
     src = SequenceSet.from_ints(p[0] for p in pairs)
     new = SequenceSet.from_ints(p[1] for p in pairs)  # both ascending, so they pair up in order

@@ -21,6 +21,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Literal
 
 from coremail.mail.domain_hint import suggest_domain
+from coremail.mail.headers import header_section
 
 __all__ = [
     "RecipientFailure",
@@ -382,10 +383,7 @@ def _text_part(text: str, subtype: str, description: str) -> MIMEText:
 
 
 def _header_section(original: bytes) -> str:
-    data = original.replace(b"\r\n", b"\n")
-    end = data.find(b"\n\n")
-    if end >= 0:
-        data = data[: end + 1]
+    data = (header_section(original) or b"").replace(b"\r\n", b"\n")
     data = data[:_MAX_ORIGINAL_HEADERS]
     return data.decode("utf-8", "replace").rstrip("\n") + "\n"
 

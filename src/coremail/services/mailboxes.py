@@ -143,9 +143,14 @@ class Mailboxes:
 
     def move(self, user_id: int, folder_id: int, uids: Sequence[int], dest_name: str, *,
              copy: bool = False) -> tuple[Folder, list[tuple[int, int]]]:
-        dest = self.store.get_folder(user_id, folder_name(dest_name))
+        try:
+            dest = self.store.get_folder(user_id, folder_name(dest_name))
+        except MailboxError:   # no folder can have such a name
+            dest = None
         if dest is None:
             raise MailboxError(f"No mailbox {dest_name[:200]}", "TRYCREATE")
+        if not uids:
+            return dest, []
         try:
             return dest, self.store.copy_messages(folder_id, uids, dest.id, move=not copy)
         except QuotaExceeded:
