@@ -21,17 +21,22 @@ from .test_store import DOMAIN, add_user, put
 ID_TABLES = ("users", "folders", "messages")
 
 
-def _rows(store) -> dict[str, list[tuple]]:
+def _tables(store) -> list:
+    """The tables of today's schema that this database has (an old one has fewer)."""
+    have = set(inspect(store.engine).get_table_names())
+    return [tb for tb in t.metadata.sorted_tables if tb.name in have]
+
+
+def _rows(store, tables) -> dict[str, list[tuple]]:
     with store.engine.connect() as c:
-        return {tb.name: sorted(tuple(r) for r in c.execute(select(tb)))
-                for tb in t.metadata.sorted_tables}
+        return {tb.name: sorted(tuple(r) for r in c.execute(select(tb))) for tb in tables}
 
 
-def _shape(store) -> dict[str, tuple]:
+def _shape(store, tables) -> dict[str, tuple]:
     """Indexes, unique and foreign keys per table, as the database reports them."""
     insp = inspect(store.engine)
     out = {}
-    for tb in t.metadata.sorted_tables:
+    for tb in tables:
         out[tb.name] = (
             sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
                    for i in insp.get_indexes(tb.name)),
@@ -59,8 +64,12 @@ def _at_0002_with_mail(tmp_path, backend):
         put(s, bob, b"b%d" % i, folder="Sent", flags={"\\Seen"})
         put(s, carol, b"c%d" % i, meta={"subject": f"c{i}"})
     gone = put(s, alice, b"expunged")
-    s.expunge(gone.folder_id, [gone.uid])      # a gap in the message ids
-    s.delete_user(bob.address)                 # a gap in users, folders, messages
+    # Gaps in the ids, made in SQL: today's expunge and delete_user write
+    # tables a database at 0002 does not have yet.
+    with s.engine.begin() as c:
+        c.execute(text("DELETE FROM messages WHERE id = :i"), {"i": gone.message_id})
+        for table, col in (("messages", "user_id"), ("folders", "user_id"), ("users", "id")):
+            c.execute(text(f"DELETE FROM {table} WHERE {col} = :u"), {"u": bob.id})
     s.set_forward(carol.id, "far@remote.test", True)
     s.add_alias(f"sales@{DOMAIN}", alice.address)
     s.set_setting(alice.address, "signature", "-- a")
@@ -74,11 +83,12 @@ def _at_0002_with_mail(tmp_path, backend):
 
 def test_upgrade_from_0002_keeps_everything_and_never_reuses_ids(tmp_path, backend):
     s, alice, carol = _at_0002_with_mail(tmp_path, backend)
-    rows, shape, top = _rows(s), _shape(s), _max_ids(s)
+    old = _tables(s)
+    rows, shape, top = _rows(s, old), _shape(s, old), _max_ids(s)
     s.migrate()
 
-    assert _rows(s) == rows
-    assert _shape(s) == shape
+    assert _rows(s, old) == rows
+    assert _shape(s, old) == shape
     with s.engine.connect() as c:
         assert compare_metadata(MigrationContext.configure(c), t.metadata) == []
     entry = s.queue_get("Q1")

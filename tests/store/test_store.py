@@ -60,6 +60,11 @@ def blob_exists(store, blob_id) -> bool:
     return store.blobs.path(blob_id).exists()
 
 
+def purge(store) -> int:
+    """Purge every removal at once (no grace time): what the sweep does later."""
+    return store.purge_removed(grace=0)
+
+
 # ---------------------------------------------------------------- engine
 def test_sqlite_runs_in_wal_mode(sqlite_store):
     with sqlite_store.engine.connect() as c:
@@ -159,6 +164,8 @@ def test_delete_user_removes_everything(store):
     assert store.get_message(d1.message_id) is None
     assert store.get_forward(u.id) is None
     assert store.get_setting(u.address, "signature") is None
+    assert blob_exists(store, own_blob)               # until the purge
+    purge(store)
     assert not blob_exists(store, own_blob)
     assert blob_exists(store, shared.id)              # bob still has it
     with pytest.raises(NotFound):
@@ -291,6 +298,7 @@ def test_deleting_a_folder_frees_its_quota_and_blobs(store):
     assert usage(store, u) == (110, 2)
     store.delete_folder(u.id, "Old")
     assert usage(store, u) == (10, 1)
+    purge(store)
     assert not blob_exists(store, blob)
 
 
@@ -399,6 +407,8 @@ def test_expunge_frees_quota_and_uids_are_never_reused(store):
     assert store.expunge(fid, [3, 1, 42]) == [1, 3]
     assert usage(store, u) == (20, 1)
     assert store.get_folder_by_id(fid).highestmodseq > hms
+    assert blob_exists(store, blob3)                     # kept until the purge
+    purge(store)
     assert not blob_exists(store, blob3)
     assert store.expunge(fid, [3]) == []
     d4 = put(store, u, b"new")
@@ -543,6 +553,8 @@ def test_shared_blob_is_deleted_with_its_last_reference(store):
     assert blob_exists(store, ref.id)
     store.delete_user(carol.address)
     assert blob_exists(store, ref.id)                   # the queue still needs it
+    purge(store)
+    assert blob_exists(store, ref.id)                   # still: the queue
     assert store.queue_delete("Q1") is True
     assert not blob_exists(store, ref.id)
 
@@ -555,7 +567,79 @@ def test_queue_delete_keeps_a_blob_a_mailbox_uses(store):
     store.queue_delete("Q2")
     assert store.blobs.read(ref.id) == b"sent and kept"
     store.expunge(d.folder_id, [d.uid])
+    purge(store)
     assert not blob_exists(store, ref.id)
+
+
+# ---------------------------------------------------------------- removals and views
+def test_a_removed_blob_stays_while_a_live_view_predates_the_removal(store):
+    u = add_user(store)
+    d = put(store, u, b"read by a session that was not told yet")
+    blob = store.get_message(d.message_id).blob_id
+    seen = store.get_folder_by_id(d.folder_id).highestmodseq
+    store.publish_views("host:1:a", {d.folder_id: seen}, until=time.time() + 60)
+    store.publish_views("host:2:b", {d.folder_id: seen + 100}, until=time.time() + 60)
+    store.expunge(d.folder_id, [d.uid])
+    after = store.get_folder_by_id(d.folder_id).highestmodseq
+    assert purge(store) == 0 and store.blobs.read(blob).startswith(b"read by")
+    store.publish_views("host:1:a", {d.folder_id: after - 1}, until=time.time() + 60)
+    assert purge(store) == 0 and blob_exists(store, blob)
+    store.publish_views("host:1:a", {d.folder_id: after}, until=time.time() + 60)  # told now
+    assert purge(store) == 1 and not blob_exists(store, blob)
+
+
+def test_views_count_only_while_their_lease_runs_and_until_dropped(store):
+    u = add_user(store)
+    d1, d2 = put(store, u, b"one"), put(store, u, b"two")
+    b1, b2 = (store.get_message(d.message_id).blob_id for d in (d1, d2))
+    store.publish_views("dead:1:a", {d1.folder_id: 1}, until=time.time() - 1)   # lapsed
+    store.publish_views("live:1:b", {d1.folder_id: 1}, until=time.time() + 60)
+    store.expunge(d1.folder_id, [d1.uid, d2.uid])
+    assert purge(store) == 0
+    store.drop_views("live:1:b")
+    assert purge(store) == 2 and not blob_exists(store, b1) and not blob_exists(store, b2)
+
+
+def test_a_fresh_removal_waits_for_the_grace_time(store):
+    u = add_user(store)
+    d = put(store, u, b"just expunged")
+    blob = store.get_message(d.message_id).blob_id
+    store.expunge(d.folder_id, [d.uid])
+    assert store.purge_removed() == 0 and blob_exists(store, blob)   # no view yet may be late
+    assert store.purge_removed(now=time.time() + 3600) == 1 and not blob_exists(store, blob)
+
+
+def test_a_moved_then_expunged_message_is_kept_for_a_view_of_its_first_folder(store):
+    u = add_user(store)
+    store.create_folder(u.id, "Archive")
+    d = put(store, u, b"moved away")
+    blob = store.get_message(d.message_id).blob_id
+    inbox = store.get_folder_by_id(d.folder_id)
+    archive = store.get_folder(u.id, "Archive")
+    store.publish_views("host:1:a", {inbox.id: inbox.highestmodseq}, until=time.time() + 60)
+    ((_, new_uid),) = store.copy_messages(inbox.id, [d.uid], archive.id, move=True)
+    store.expunge(archive.id, [new_uid])
+    assert purge(store) == 0 and blob_exists(store, blob)     # the INBOX view may fetch it
+    store.publish_views("host:1:a", {}, until=time.time() + 60)
+    assert purge(store) == 1 and not blob_exists(store, blob)
+
+
+def test_deleted_folders_users_and_pop3_deletions_are_held_by_views_too(store):
+    u, bob = add_user(store), add_user(store, "bob")
+    store.create_folder(u.id, "Old")
+    d_old = put(store, u, b"in a folder deleted", folder="Old")
+    d_pop = put(store, u, b"deleted by POP3")
+    d_bob = put(store, bob, b"of a user deleted")
+    blobs = [store.get_message(d.message_id).blob_id for d in (d_old, d_pop, d_bob)]
+    views = {d.folder_id: store.get_folder_by_id(d.folder_id).highestmodseq
+             for d in (d_old, d_pop, d_bob)}
+    store.publish_views("host:1:a", views, until=time.time() + 60)
+    store.delete_folder(u.id, "Old")
+    store.delete_messages(u.id, [d_pop.message_id])
+    store.delete_user(bob.address)
+    assert purge(store) == 0 and all(blob_exists(store, b) for b in blobs)
+    store.drop_views("host:1:a")
+    assert purge(store) == 3 and not any(blob_exists(store, b) for b in blobs)
 
 
 # ---------------------------------------------------------------- queue

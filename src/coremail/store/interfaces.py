@@ -6,6 +6,12 @@ for several nodes) and `store.memory.MemoryStore` (for fast unit tests). Message
 interface: files today, an object store later); rows point at blobs by id and
 nothing outside the store sees a file path. Every method is synchronous and
 short: async callers run them in a worker thread.
+
+A message removed from a folder (expunge, move, delete) keeps its blob while
+a live session may still show it (RFC 2180 4.1): removals are recorded with
+the folder's modseq, each process publishes the (folder, modseq) its sessions
+last synchronised to (`publish_views`), and `purge_removed` deletes a blob
+only when no live view is older than its removal and no row refers to it.
 """
 from __future__ import annotations
 
@@ -174,6 +180,10 @@ class QueueEntry:
 
 FlagMode = Literal["set", "add", "remove"]
 
+# A removed message's blob outlives its removal by at least this long, so a
+# view published a little late (processes publish within seconds) still holds it.
+PURGE_GRACE = 120.0
+
 
 class Blobs(Protocol):
     """Message bytes by id. Writes are durable only after `sync` (or
@@ -250,6 +260,16 @@ class Store(Protocol):
     def delete_messages(self, user_id: int, message_ids: Sequence[int]) -> int: ...
     def copy_messages(self, folder_id: int, uids: Sequence[int], dest_folder_id: int, *,
                       move: bool = False) -> list[tuple[int, int]]: ...
+
+    # -- views: what live sessions still show (RFC 2180 4.1). `owner` is one
+    # process ("host:pid:token"); views maps folder id -> the lowest modseq
+    # its sessions are synchronised to; the rows count until `until` (a lease
+    # the process renews). publish_views replaces all of the owner's rows.
+    def publish_views(self, owner: str, views: dict[int, int], until: float) -> None: ...
+    def drop_views(self, owner: str) -> None: ...
+    # Forget removals older than `grace` that no live view predates, and
+    # delete the blobs nothing refers to any more; returns how many.
+    def purge_removed(self, now: float | None = None, grace: float = PURGE_GRACE) -> int: ...
 
     # -- settings (scope "" is global, else a user address)
     def get_setting(self, scope: str, key: str) -> str | None: ...

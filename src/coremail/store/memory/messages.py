@@ -62,6 +62,7 @@ class MemoryMessages:
     _uncharge: object
     _drop_orphans: object
     _find_folder: object
+    _record_removed: object
 
     def _in_folder(self, folder_id: int, uids: Sequence[int] | None = None) -> list[_Msg]:
         """The folder's messages (those among uids, if given) in uid order."""
@@ -171,13 +172,14 @@ class MemoryMessages:
 
     def _remove(self, gone: list[_Msg]) -> None:
         """Delete messages, free their quota, spend a modseq in each folder
-        they left, and drop the blobs nothing refers to any more."""
+        they left, and record the removals (their blobs go at purge_removed)."""
         for m in gone:
             del self._messages[m.id]
             self._uncharge(m.user_id, m.size, 1)
         for fid in {m.folder_id for m in gone}:
             self._folders[fid].highestmodseq += 1
-        self._drop_orphans(m.blob_id for m in gone)
+        self._record_removed((m.blob_id, m.folder_id, self._folders[m.folder_id].highestmodseq)
+                             for m in gone)
 
     def expunge(self, folder_id: int, uids: Sequence[int]) -> list[int]:
         """Remove messages by uid; frees their quota. Returns the uids removed."""
@@ -220,5 +222,7 @@ class MemoryMessages:
             if move:
                 for m in src:
                     del self._messages[m.id]
-                self._folders[folder_id].highestmodseq += 1
+                f = self._folders[folder_id]
+                f.highestmodseq += 1
+                self._record_removed((m.blob_id, folder_id, f.highestmodseq) for m in src)
             return pairs

@@ -28,9 +28,10 @@ from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, Folder,
                           StoreError, User)
 from .messages import MemoryMessages, _Folder, _Msg
 from .queue import MemoryQueue, _Entry
+from .views import MemoryViews
 
 
-class MemoryStore(MemoryMessages, MemoryQueue):
+class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews):
     """Blobs are real files (callers open `blobs.path(id)`): under blob_root,
     or a temp directory of our own that close() removes."""
 
@@ -53,6 +54,8 @@ class MemoryStore(MemoryMessages, MemoryQueue):
         self._messages: dict[int, _Msg] = {}
         self._settings: dict[tuple[str, str], str] = {}
         self._queue: dict[str, _Entry] = {}
+        self._removed: list[tuple[str, int, int, float]] = []
+        self._views: dict[str, tuple[dict[int, int], float]] = {}
 
     def migrate(self) -> None:
         """Nothing to migrate: there is no schema."""
@@ -141,6 +144,8 @@ class MemoryStore(MemoryMessages, MemoryQueue):
             if u is None:
                 raise NotFound(f"the user {address} does not exist")
             gone = [m for m in self._messages.values() if m.user_id == u.id]
+            self._record_removed((m.blob_id, m.folder_id, self._folders[m.folder_id].highestmodseq + 1)
+                                 for m in gone)
             for m in gone:
                 del self._messages[m.id]
             for fid in [f.id for f in self._folders.values() if f.user_id == u.id]:
@@ -149,7 +154,6 @@ class MemoryStore(MemoryMessages, MemoryQueue):
             for key in [k for k in self._settings if k[0] == address]:
                 del self._settings[key]
             del self._users[u.id]
-            self._drop_orphans(m.blob_id for m in gone)
 
     def _charge(self, user_id: int, size: int, count: int, check: bool) -> bool:
         """Add to the user's usage; with check, only if it stays within the quota."""
@@ -167,14 +171,17 @@ class MemoryStore(MemoryMessages, MemoryQueue):
                 u, used_bytes=max(0, u.used_bytes - size),
                 used_messages=max(0, u.used_messages - count))
 
-    def _drop_orphans(self, blob_ids) -> None:
-        """Delete the blobs no message or queue entry refers to any more."""
+    def _drop_orphans(self, blob_ids) -> int:
+        """Delete the blobs no message, queue entry or removal not yet purged
+        refers to any more; returns how many."""
         ids = set(blob_ids)
         if not ids:
-            return
+            return 0
         ids -= {m.blob_id for m in self._messages.values()}
         ids -= {e.blob_id for e in self._queue.values()}
+        ids -= {r[0] for r in self._removed}
         self.blobs.delete(sorted(ids))
+        return len(ids)
 
     # ------------------------------------------------- aliases, forwards
     def add_alias(self, address: str, target: str) -> Alias:
@@ -309,7 +316,7 @@ class MemoryStore(MemoryMessages, MemoryQueue):
                 del self._messages[m.id]
             del self._folders[f.id]
             self._uncharge(user_id, sum(m.size for m in gone), len(gone))
-            self._drop_orphans(m.blob_id for m in gone)
+            self._record_removed((m.blob_id, f.id, f.highestmodseq + 1) for m in gone)
 
     def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
         with self._lock:

@@ -2,8 +2,9 @@
 listing, flags, expunge, copy/move, and quota accounting.
 
 Quota is checked and charged in the same UPDATE that a delivery commits with,
-so concurrent writers can never push a user past the limit. A blob is removed
-only when no message or queue entry refers to it any more (`_orphans`).
+so concurrent writers can never push a user past the limit. A removal is
+recorded (views.py) and its blob deleted later by purge_removed, once no
+live session shows it and nothing refers to it any more (`_orphans`).
 """
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ class MessageStore:
     _lock_folder_owners: object
     blobs: object
     _insert_queued: object
+    _record_removed: object
+    _still_removed: object
 
     def deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued] = ()
                 ) -> list[Delivered | StoreError]:
@@ -212,8 +215,9 @@ class MessageStore:
         return changed
 
     def expunge(self, folder_id: int, uids: Sequence[int]) -> list[int]:
-        """Remove messages by uid; frees their quota. Returns the uids removed."""
-        m = t.messages
+        """Remove messages by uid; frees their quota. Returns the uids removed.
+        Their blobs stay until purge_removed finds no live view needs them."""
+        m, f = t.messages, t.folders
         removed: list[int] = []
         blob_ids: list[str] = []
         with self._write() as c:
@@ -229,15 +233,15 @@ class MessageStore:
                 removed.extend(int(r.uid) for r in rows)
                 blob_ids.extend(r.blob_id for r in rows)
             if removed:
-                c.execute(update(t.folders).where(t.folders.c.id == folder_id)
-                          .values(highestmodseq=t.folders.c.highestmodseq + 1))
-            orphans = self._orphans(c, blob_ids)
-        self.blobs.delete(orphans)
+                ms = c.execute(update(f).where(f.c.id == folder_id)
+                               .values(highestmodseq=f.c.highestmodseq + 1)
+                               .returning(f.c.highestmodseq)).scalar_one()
+                self._record_removed(c, ((b, folder_id, int(ms)) for b in blob_ids))
         return sorted(removed)
 
     def delete_messages(self, user_id: int, message_ids: Sequence[int]) -> int:
         """Delete by global message id (POP3 DELE at QUIT, the web)."""
-        m = t.messages
+        m, f = t.messages, t.folders
         with self._write() as c:
             self._lock_users(c, [user_id])
             rows = c.execute(select(m.c.id, m.c.folder_id, m.c.blob_id, m.c.size).where(
@@ -245,10 +249,12 @@ class MessageStore:
             if rows:
                 c.execute(delete(m).where(m.c.id.in_([r.id for r in rows])))
                 self._uncharge(c, user_id, sum(r.size for r in rows), len(rows))
-                c.execute(update(t.folders).where(t.folders.c.id.in_({r.folder_id for r in rows}))
-                          .values(highestmodseq=t.folders.c.highestmodseq + 1))
-            orphans = self._orphans(c, [r.blob_id for r in rows])
-        self.blobs.delete(orphans)
+                ms = {fid: top for fid, top in c.execute(
+                    update(f).where(f.c.id.in_({r.folder_id for r in rows}))
+                    .values(highestmodseq=f.c.highestmodseq + 1)
+                    .returning(f.c.id, f.c.highestmodseq))}
+                self._record_removed(c, ((r.blob_id, r.folder_id, int(ms[r.folder_id]))
+                                         for r in rows))
         return len(rows)
 
     def copy_messages(self, folder_id: int, uids: Sequence[int], dest_folder_id: int, *,
@@ -291,8 +297,11 @@ class MessageStore:
                 pairs.append((int(r.uid), first + i))
             if move:
                 c.execute(delete(m).where(m.c.id.in_([r.id for r in rows])))
-                c.execute(update(f).where(f.c.id == folder_id)
-                          .values(highestmodseq=f.c.highestmodseq + 1))
+                ms = c.execute(update(f).where(f.c.id == folder_id)
+                               .values(highestmodseq=f.c.highestmodseq + 1)
+                               .returning(f.c.highestmodseq)).scalar_one()
+                # the copy keeps the blob; the record keeps it should the copy go first
+                self._record_removed(c, ((r.blob_id, folder_id, int(ms)) for r in rows))
         return pairs
 
     def _uncharge(self, c: Connection, user_id: int, size: int, count: int) -> None:
@@ -303,12 +312,17 @@ class MessageStore:
             used_messages=case((u.c.used_messages < count, 0), else_=u.c.used_messages - count)))
 
     def _orphans(self, c: Connection, blob_ids: Sequence[str]) -> list[str]:
-        """Of these blobs, those no message or queue entry refers to any more."""
+        """Of these blobs, those no message, queue entry or removal not yet
+        purged refers to any more."""
         ids = set(blob_ids)
-        if not ids:
-            return []
-        used = set(c.execute(select(t.messages.c.blob_id)
-                             .where(t.messages.c.blob_id.in_(ids))).scalars())
-        used |= set(c.execute(select(t.queue.c.blob_id)
-                              .where(t.queue.c.blob_id.in_(ids))).scalars())
-        return sorted(ids - used)
+        out: set[str] = set()
+        todo = sorted(ids)
+        for i in range(0, len(todo), 500):
+            part = todo[i:i + 500]
+            used = set(c.execute(select(t.messages.c.blob_id)
+                                 .where(t.messages.c.blob_id.in_(part))).scalars())
+            used |= set(c.execute(select(t.queue.c.blob_id)
+                                  .where(t.queue.c.blob_id.in_(part))).scalars())
+            used |= self._still_removed(c, part)
+            out.update(set(part) - used)
+        return sorted(out)

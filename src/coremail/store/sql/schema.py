@@ -84,6 +84,30 @@ messages = Table(
     **NEVER_REUSE_IDS,
 )
 
+# A message removed from a folder (expunge, move, delete): its blob stays
+# until no live session's view of that folder predates `modseq` (RFC 2180
+# 4.1). No foreign key: the folder may be gone by then.
+removed = Table(
+    "removed", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("blob_id", String(32), nullable=False),
+    Column("folder_id", Integer, nullable=False),
+    Column("modseq", BigInteger, nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_removed_blob", "blob_id"),
+    Index("ix_removed_at", "at"),
+)
+
+# Per process (owner) and folder: the lowest modseq its live sessions are
+# synchronised to, valid until lease_until (renewed while the process lives).
+views = Table(
+    "views", metadata,
+    Column("owner", String(64), primary_key=True),
+    Column("folder_id", Integer, primary_key=True),
+    Column("modseq", BigInteger, nullable=False),
+    Column("lease_until", Float, nullable=False),
+)
+
 settings = Table(
     "settings", metadata,
     Column("scope", String(320), primary_key=True),

@@ -22,6 +22,7 @@ from . import schema as t
 from .engine import make_engine, migrate, sqlite_url, write_lock
 from .messages import MessageStore
 from .queue import QueueStore
+from .views import ViewStore
 
 
 SQLITE_FULL = 13          # "database or disk is full"
@@ -35,7 +36,7 @@ def _disk_full(e: DBAPIError) -> bool:
             or PG_DISK_FULL in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None)))
 
 
-class SqlStore(MessageStore, QueueStore):
+class SqlStore(MessageStore, QueueStore, ViewStore):
     def __init__(self, url: str, blob_root: Path):
         self.engine = make_engine(url)
         self.blobs = BlobStore(blob_root)
@@ -199,15 +200,15 @@ class SqlStore(MessageStore, QueueStore):
             if u is None:
                 raise NotFound(f"the user {address} does not exist")
             self._lock_users(c, [u.id])
-            blob_ids = c.execute(select(t.messages.c.blob_id)
-                                 .where(t.messages.c.user_id == u.id)).scalars().all()
+            self._record_removed(c, c.execute(
+                select(t.messages.c.blob_id, t.folders.c.id, t.folders.c.highestmodseq + 1)
+                .join(t.folders, t.folders.c.id == t.messages.c.folder_id)
+                .where(t.messages.c.user_id == u.id)).all())
             c.execute(delete(t.messages).where(t.messages.c.user_id == u.id))
             c.execute(delete(t.folders).where(t.folders.c.user_id == u.id))
             c.execute(delete(t.forwards).where(t.forwards.c.user_id == u.id))
             c.execute(delete(t.settings).where(t.settings.c.scope == address))
             c.execute(delete(t.users).where(t.users.c.id == u.id))
-            orphans = self._orphans(c, blob_ids)
-        self.blobs.delete(orphans)
 
     # ------------------------------------------------- aliases, forwards
     def add_alias(self, address: str, target: str) -> Alias:
@@ -378,8 +379,8 @@ class SqlStore(MessageStore, QueueStore):
             raise StoreError("INBOX cannot be deleted")
         with self._write() as c:
             self._lock_users(c, [user_id])
-            f = c.execute(select(t.folders.c.id).where(t.folders.c.user_id == user_id,
-                                                       t.folders.c.name == name)).first()
+            f = c.execute(select(t.folders.c.id, t.folders.c.highestmodseq).where(
+                t.folders.c.user_id == user_id, t.folders.c.name == name)).first()
             if f is None:
                 raise NotFound(f"the folder {name} does not exist")
             rows = c.execute(select(t.messages.c.blob_id, t.messages.c.size)
@@ -387,8 +388,8 @@ class SqlStore(MessageStore, QueueStore):
             c.execute(delete(t.messages).where(t.messages.c.folder_id == f.id))
             c.execute(delete(t.folders).where(t.folders.c.id == f.id))
             self._uncharge(c, user_id, sum(r.size for r in rows), len(rows))
-            orphans = self._orphans(c, [r.blob_id for r in rows])
-        self.blobs.delete(orphans)
+            # a session with the folder selected holds its blobs until told (CLOSED)
+            self._record_removed(c, ((r.blob_id, f.id, int(f.highestmodseq) + 1) for r in rows))
 
     def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
         with self._write() as c:
