@@ -407,3 +407,21 @@ def test_a_message_whose_bytes_are_gone_is_an_err_not_a_dropped_session(pop3):
             p.top(n, 1)
     assert p.noop().startswith(b"+OK")
     p.quit()
+
+
+def test_a_snapshot_keeps_its_messages_readable_when_another_client_expunges_them(pop3):
+    # RFC 2180 4.1 for POP3: the maildrop is a snapshot until QUIT; the
+    # session's view of the INBOX holds the blobs of what it listed.
+    pop3.add_user(A)
+    pop3.deliver(A, msg("kept for the snapshot"))
+    (m,) = pop3.inbox(A)
+    pop3.store.purge_removed(grace=0)                # what earlier tests left
+    p = client(pop3)
+    pop3.store.expunge(m.folder_id, [m.uid])         # an IMAP client, meanwhile
+    pop3.call(pop3.service.views.step(time.monotonic()))
+    assert pop3.store.purge_removed(grace=0) == 0
+    assert b"Subject: kept for the snapshot" in retr_bytes(p, 1)
+    p.quit()
+    pop3.call(pop3.service.views.step(time.monotonic()))
+    assert pop3.store.purge_removed(grace=0) == 1
+    assert not pop3.store.blobs.path(m.blob_id).exists()

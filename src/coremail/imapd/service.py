@@ -16,6 +16,7 @@ import asyncio
 from ..proto.access import AccessService
 from ..services.login import Authenticator, FailureThrottle, LoginCache
 from ..services.mailboxes import Mailboxes
+from ..services.views import Views
 from .commands import CommandTable
 from .session import ImapSession
 
@@ -71,6 +72,7 @@ class ImapService(AccessService):
         self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail", "imap"),
                                   LoginCache(shared_dir=run / "logincache-imap", key=ctx.login_key))
         self.watcher = IdleWatcher(ctx.store, ctx.log)
+        self.views = Views(ctx.store, ctx.log)
         self.commands = CommandTable()
         self._mailboxes: Mailboxes | None = None
 
@@ -88,6 +90,7 @@ class ImapService(AccessService):
     async def stop(self, timeout: float) -> None:
         self.watcher.stop()
         await super().stop(timeout)
+        await self.views.stop()
         await self.ctx.close_ingest()
 
 

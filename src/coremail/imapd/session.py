@@ -52,6 +52,7 @@ class ImapHost(Protocol):
     tracker: SessionTracker
     auth: Authenticator
     watcher: Any    # service.IdleWatcher: add(session), discard(session)
+    views: Any      # services.views.Views: hold(session, folder_id, modseq), release(session)
     commands: Any   # commands.CommandTable: lookup(name, state) -> handler | None
 
     @property
@@ -67,7 +68,7 @@ class ImapSession(StreamSession):
         self.log = service.log
         self.sid = new_id()
         self.state = NOTAUTH
-        self.mailbox: Mailbox | None = None
+        self._mailbox: Mailbox | None = None
         self.condstore = False
         self.idling = False
         self.framer = CommandFramer(max_line=max(service.settings.limits.max_line_length, 8192),
@@ -79,6 +80,21 @@ class ImapSession(StreamSession):
         self.commands = 0
         self._out: list[bytes] = []
         self._out_size = 0
+
+    # The selected mailbox. While one is selected, the session holds its view
+    # (services.views): no blob of a message it has not yet been told is
+    # expunged may be purged (RFC 2180 4.1).
+    @property
+    def mailbox(self) -> Mailbox | None:
+        return self._mailbox
+
+    @mailbox.setter
+    def mailbox(self, mb: Mailbox | None) -> None:
+        self._mailbox = mb
+        if mb is None:
+            self.svc.views.release(self)
+        else:
+            self.svc.views.hold(self, mb.folder_id, mb.highestmodseq)
 
     # ------------------------------------------------------------ transport events
     def data_received(self, data: bytes) -> None:
@@ -223,6 +239,8 @@ class ImapSession(StreamSession):
         lines = await self.run(self._refresh, mb)
         if self.mailbox is not mb:
             return
+        # told of what changed: the view moves on (and frees expunged blobs)
+        self.svc.views.hold(self, mb.folder_id, mb.highestmodseq)
         for line in lines:
             self.send(line)
 
@@ -262,6 +280,7 @@ class ImapSession(StreamSession):
         if self._timer is not None:
             self._timer.cancel()
         self.svc.watcher.discard(self)
+        self.svc.views.release(self)
         self.svc.tracker.remove(self, self.ip)
         if self.transport is not None and not self._lost:
             self.flush()

@@ -97,6 +97,10 @@ class MaildropLock:
 class Maildrop:
     user_id: int
     entries: list[Entry] = field(default_factory=list)
+    # the INBOX and its modseq when snapshotted: the session holds that view
+    # (services.views) so no blob of the snapshot is purged before QUIT
+    folder_id: int = 0
+    modseq: int = 0
 
     @classmethod
     def load(cls, store: Store, user_id: int, sizes: SizeCache) -> "Maildrop":
@@ -113,7 +117,7 @@ class Maildrop:
             entries.append(Entry(n, m.id, f"{folder.uidvalidity}.{m.uid}", m.blob_id, m.size, size))
         for i, e in enumerate(entries, 1):
             e.number = i
-        return cls(user_id, entries)
+        return cls(user_id, entries, folder.id, folder.highestmodseq)
 
     def get(self, number: int) -> Entry | None:
         """The message numbered `number`, unless it is out of range or deleted."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..proto.access import AccessService
 from ..services.login import Authenticator, FailureThrottle, LoginCache
+from ..services.views import Views
 from .maildrop import SizeCache
 from .session import Pop3Session
 
@@ -28,6 +29,11 @@ class Pop3Service(AccessService):
                                   LoginCache(ttl=900.0, shared_dir=run / "logincache-pop3",
                                             key=ctx.login_key))
         self.sizes = SizeCache()
+        self.views = Views(ctx.store, ctx.log)
+
+    async def stop(self, timeout: float) -> None:
+        await super().stop(timeout)
+        await self.views.stop()
 
     def max_line(self) -> int:
         return self.ctx.settings.limits.max_line_length

@@ -23,6 +23,7 @@ from ..proto.stream import StreamSession
 from ..store.blobs import new_id
 from ..store.interfaces import BlobMissing, Store
 from ..services.login import Authenticator, SaslError, decode_plain, plaintext_login_allowed
+from ..services.views import Views
 from .maildrop import Entry, LockBusy, Maildrop, MaildropLock, SizeCache
 from .parser import ParseError, parse_command, parse_number
 from .wire import StreamEncoder, encode, normalise, stuff, top
@@ -47,6 +48,7 @@ class Pop3Host(Protocol):
     tracker: SessionTracker
     auth: Authenticator
     sizes: SizeCache
+    views: Views
     lock_dir: Path
     lock_wait: float
 
@@ -205,6 +207,7 @@ class Pop3Session(StreamSession):
                           secs=f"{time.monotonic() - self.started:.3f}")
 
     def _release(self) -> None:
+        self.svc.views.release(self)
         if self.lock is not None:
             self.lock.release()
             self.lock = None
@@ -344,6 +347,8 @@ class Pop3Session(StreamSession):
             lock.release()
             raise
         self.user, self.lock, self.drop, self.state = user, lock, drop, TRANSACTION
+        if drop.folder_id:
+            self.svc.views.hold(self, drop.folder_id, drop.modseq)
         count, size = drop.stat()
         self._ok(f"logged in as {user.address}: {count} messages ({size} octets)")
 

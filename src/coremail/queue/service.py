@@ -1,17 +1,25 @@
 """The `deliveragent` service: no listening ports, one process that works the
-outbound queue (coremail.queue.scheduler) until told to stop."""
+outbound queue (coremail.queue.scheduler) until told to stop. It also purges
+removed messages' blobs now and then (Store.purge_removed), so they go even
+where no IMAP or POP3 process runs to do it."""
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 
+from ..store.interfaces import PURGE_GRACE
 from .scheduler import DeliverAgent
+
+PURGE_EVERY = 60.0
+GRACE = PURGE_GRACE
 
 
 class DeliverAgentService:
     def __init__(self, ctx):
         self.ctx = ctx
         self.agent = DeliverAgent(ctx)
+        self._purge: asyncio.Task | None = None
 
     def listeners(self) -> list:
         return []
@@ -24,8 +32,22 @@ class DeliverAgentService:
         # runs only the deliveragent.
         sys.setswitchinterval(0.0005)
         await self.agent.start()
+        self._purge = asyncio.get_running_loop().create_task(self._purge_removed())
+
+    async def _purge_removed(self) -> None:
+        while True:
+            await asyncio.sleep(PURGE_EVERY)
+            try:
+                purged = await asyncio.to_thread(self.ctx.store.purge_removed, None, GRACE)
+            except Exception as e:   # tried again next time
+                self.ctx.log.error("deliveragent.purge_failed", error=repr(e))
+                continue
+            if purged:
+                self.ctx.log.info("deliveragent.purged", blobs=purged)
 
     async def stop(self, timeout: float) -> None:
+        if self._purge is not None:
+            self._purge.cancel()
         await self.agent.stop(timeout)
 
 
