@@ -11,12 +11,11 @@ reads on the pipeline's threads. Message checks are async callables
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Callable, Sequence
 
 from ..config import Settings
-from ..ingest.recipients import Expansion, Recipients
+from ..ingest.recipients import Expansion, Recipients, TtlCache
 from ..mail.address import Address, AddressError, parse_address
 from ..mail.headers import header_section
 from ..obs.log import Log
@@ -52,30 +51,14 @@ def _relay_trick(mailbox: str) -> str | None:
     return None
 
 
-class ExpansionCache:
+class ExpansionCache(TtlCache[Expansion]):
     """Where an address led, for one second. RCPT is the hottest path of an
     MX; the quota seen here may be a second old, which is safe because the
     store checks the quota again, atomically, when the message commits.
     Only found addresses are kept, so a user just added is never refused."""
 
-    TTL = 1.0
-
     def __init__(self) -> None:
-        self.entries: dict[str, tuple[float, Expansion]] = {}
-
-    def get(self, key: str) -> Expansion | None:
-        hit = self.entries.get(key)
-        if hit is not None and time.monotonic() - hit[0] < self.TTL:
-            return hit[1]
-        return None
-
-    def put(self, key: str, exp: Expansion) -> None:
-        if len(self.entries) > 50000:
-            self.entries.clear()
-        self.entries[key] = (time.monotonic(), exp)
-
-    def clear(self) -> None:
-        self.entries.clear()
+        super().__init__(ttl=1.0, size=50000)
 
 
 class Pipeline:
