@@ -86,7 +86,7 @@ class ImapSession(StreamSession):
         self.framer.receive(data)
         self.last = self.loop.time()
         if self.framer.pending > READ_HIGH + self.framer.max_line:
-            self._hold("input")   # released when the framer has used what it has
+            self._hold_reading("input")   # released when the framer has used what it has
         self._wake()
 
     def poke(self) -> None:
@@ -160,7 +160,7 @@ class ImapSession(StreamSession):
             if ev is not None or self._lost or self._eof:
                 return ev
             self.flush()
-            self._release("input")
+            self._release_reading("input")
             await self._wait()
 
     async def _loop(self) -> None:
@@ -384,7 +384,7 @@ class ImapSession(StreamSession):
                     if self._lost or self._eof:
                         raise ConnectionResetError("client went away")
                     self.flush()
-                    self._release("input")
+                    self._release_reading("input")
                     await self._wait()
                     if self._poked:
                         self._poked = False

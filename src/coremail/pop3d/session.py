@@ -78,7 +78,7 @@ class Pop3Session(StreamSession):
         self._buf += data
         self._wake()
         if len(self._buf) > READ_HIGH + self.svc.max_line():
-            self._hold("input")
+            self._hold_reading("input")
 
     def resume_writing(self) -> None:
         self.last = self.loop.time()  # a client reading a long RETR is not idle
@@ -97,13 +97,13 @@ class Pop3Session(StreamSession):
                     line = bytes(buf[:i + 1])
                 del buf[:i + 1]
                 if len(buf) < READ_HIGH:
-                    self._release("input")
+                    self._release_reading("input")
                 self.last = self.loop.time()
                 return line
             if len(buf) >= self.svc.max_line():
                 buf.clear()
                 self._discarding = True
-                self._release("input")
+                self._release_reading("input")
             if self._eof or self._lost:
                 return None
             await self._wait()

@@ -7,7 +7,7 @@ transport to take more output).
 Back-pressure: while the transport's output is over its high-water mark
 (a client that does not read its replies) nothing more is read from the
 client, and a subclass holds reading too while it has unconsumed input
-(`_hold("input")` / `_release("input")`), so a session's buffers stay small
+(`_hold_reading("input")`, `_release_reading("input")`), so its buffers stay small
 whatever the client sends.
 
 A subclass keeps its own buffer (`data_received`), runs the conversation in
@@ -64,20 +64,20 @@ class StreamSession(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
-        self._hold("output")
+        self._hold_reading("output")
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        self._release("output")
+        self._release_reading("output")
         self._wake_drain()
 
-    def _hold(self, why: str) -> None:
-        """Stop reading from the client (for `why`) until `_release(why)`."""
+    def _hold_reading(self, why: str) -> None:
+        """Stop reading from the client (for `why`) until `_release_reading(why)`."""
         if not self._held and self.transport is not None and not self._lost:
             self.transport.pause_reading()
         self._held.add(why)
 
-    def _release(self, why: str) -> None:
+    def _release_reading(self, why: str) -> None:
         if why not in self._held:
             return
         self._held.discard(why)
