@@ -240,10 +240,10 @@ class Pipeline:
         """After the `unknown`-th refused recipient (550 5.1.1) of a session:
         the delay before its reply, or the 421 that ends the session (past
         limits.max_unknown_recipients). An address already counted for
-        harvesting or failed logins gets no free answers."""
+        harvesting or failed logins gets one free answer (a typo), not two."""
         if unknown > self.settings().limits.max_unknown_recipients:
             return 0.0, HARVEST_END
-        slow = unknown - (0 if known_harvester else HARVEST_FREE)
+        slow = unknown - (1 if known_harvester else HARVEST_FREE)
         if slow <= 0:
             return 0.0, None
         return min(HARVEST_DELAY * 2 ** (slow - 1), HARVEST_DELAY_MAX), None
