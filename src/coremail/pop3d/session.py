@@ -22,7 +22,7 @@ from ..proto.listen import SessionTracker
 from ..proto.stream import StreamSession
 from ..store.blobs import new_id
 from ..store.interfaces import BlobMissing, Store
-from ..services.login import Authenticator, SaslError, decode_plain, plaintext_login_allowed
+from ..services.login import Authenticator, LoginBusy, SaslError, decode_plain, plaintext_login_allowed
 from .maildrop import Entry, LockBusy, Maildrop, MaildropLock, SizeCache
 from .parser import ParseError, parse_command, parse_number
 from .wire import StreamEncoder, encode, normalise, stuff, top
@@ -72,16 +72,15 @@ class Pop3Session(StreamSession):
         self.outcome = "dropped"
         self.busy = self.closing = False
         self._buf = bytearray()
-        self._discarding = self._read_paused = False
+        self._discarding = False
         self._idle: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------ transport events
     def data_received(self, data: bytes) -> None:
         self._buf += data
         self._wake()
-        if len(self._buf) > READ_HIGH + self.svc.max_line() and not self._read_paused:
-            self._read_paused = True
-            self.transport.pause_reading()
+        if len(self._buf) > READ_HIGH + self.svc.max_line():
+            self._hold_reading("input")
 
     def resume_writing(self) -> None:
         self.last = self.loop.time()  # a client reading a long RETR is not idle
@@ -99,17 +98,14 @@ class Pop3Session(StreamSession):
                 else:
                     line = bytes(buf[:i + 1])
                 del buf[:i + 1]
-                if self._read_paused and len(buf) < READ_HIGH:
-                    self._read_paused = False
-                    self.transport.resume_reading()
+                if len(buf) < READ_HIGH:
+                    self._release_reading("input")
                 self.last = self.loop.time()
                 return line
             if len(buf) >= self.svc.max_line():
                 buf.clear()
                 self._discarding = True
-                if self._read_paused:
-                    self._read_paused = False
-                    self.transport.resume_reading()
+                self._release_reading("input")
             if self._eof or self._lost:
                 return None
             await self._wait()
@@ -313,9 +309,15 @@ class Pop3Session(StreamSession):
     async def _login(self, login: str, password: str) -> None:
         self.login_name = login
         s = self.svc.settings
-        user, wait = await asyncio.to_thread(
-            self.svc.auth.login, login, password, self.ip, domain=s.server.domain,
-            limit=s.limits.auth_failures, window=float(s.limits.auth_window))
+        try:
+            user, wait = await self.svc.auth.login_async(
+                login, password, self.ip, domain=s.server.domain,
+                limit=s.limits.auth_failures, window=float(s.limits.auth_window))
+        except LoginBusy:
+            self.login_name = None
+            self._err("[SYS/TEMP] too many logins are being checked right now; "
+                      "try again in a moment")
+            return
         if wait:
             self.outcome = "throttled"
             mins = max(1, round(wait / 60))
