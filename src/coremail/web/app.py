@@ -27,6 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..mail.address import AddressError, parse_address
+from ..services.login import LoginBusy
 from ..services.send import Sender
 from ..store.interfaces import BlobMissing, StoreError, User
 from .render import show
@@ -134,9 +135,14 @@ def routes(web: Web) -> list:
         password = str(form.get("password", ""))
         s = web.ctx.settings
         ip = request.client.host if request.client else ""
-        user, wait = await web.auth.login_async(
-            login_name, password, ip, domain=s.server.domain, limit=s.limits.auth_failures,
-            window=float(s.limits.auth_window))
+        try:
+            user, wait = await web.auth.login_async(
+                login_name, password, ip, domain=s.server.domain, limit=s.limits.auth_failures,
+                window=float(s.limits.auth_window))
+        except LoginBusy:
+            return web.page(request, "login.html", 503, login=login_name,
+                            error="The server is checking too many sign-ins right now; "
+                                  "try again in a moment.")
         if user is None:
             error = ("Too many failed sign-ins from your address; try again in a few minutes."
                      if wait else "Wrong email address or password.")

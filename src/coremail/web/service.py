@@ -31,7 +31,7 @@ class WebService:
     async def start(self, sockets: dict[str, socket.socket]) -> None:
         ctx = self.ctx
         run = ctx.home / "run"
-        auth = Authenticator(ctx.store, FailureThrottle(run / "authfail", "web"),
+        auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"),
                              LoginCache(shared_dir=run / "logincache-web", key=ctx.login_key))
         self.pipeline = Pipeline(ctx.store, lambda: ctx.settings, log=ctx.log)
         mailboxes = Mailboxes(ctx.store, ctx.ingest,
