@@ -41,3 +41,6 @@ _.relay, _.sender_raw      # pipeline/envelope.py
 _.null                     # smtpd/parser.py Path.null (only tests)
 _.idling                   # imapd/session.py (written, never read)
 _.known_uids, _.vanished   # imapd/values.py (parsed, never read)
+
+# Read by the Jinja templates (web/templates) and set on uvicorn's Server.
+_.to, _.cc, _.blocked_images, _.capture_signals, _.should_exit, _.force_exit

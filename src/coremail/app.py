@@ -31,6 +31,7 @@ SERVICES: dict[str, str] = {
     "pop3": "coremail.pop3d.service:create",
     "imap": "coremail.imapd.service:create",
     "deliveragent": "coremail.queue.service:create",
+    "web": "coremail.web.service:create",
 }
 
 

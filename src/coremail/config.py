@@ -130,13 +130,16 @@ class DeliverySection(Section):
 class LimitsSection(Section):
     max_message_size: Size = Size("50M")
     max_recipients: int = Field(100, ge=1, le=100000)
+    max_unknown_recipients: int = Field(5, ge=1, le=100000)  # per SMTP session, then 421
     default_quota: Size = Size("1G")
     max_line_length: int = Field(4096, ge=512, le=1_000_000)
     max_header_size: Size = Size("1M")
     max_unknown_commands: int = Field(10, ge=1, le=1000)
     max_connections_per_ip: int = Field(50, ge=1, le=100000)
+    listen_backlog: int = Field(1024, ge=16, le=65535)  # connections waiting to be accepted
     auth_failures: int = Field(5, ge=1, le=1000)       # failed logins per client IP ...
     auth_window: Duration = Duration("10m")           # ... within this window, then refused
+    auth_queue: int = Field(16, ge=0, le=10000)       # password checks waiting per process
     idle_timeout: Duration = Duration("5m")
     data_timeout: Duration = Duration("10m")
 

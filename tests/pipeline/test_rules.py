@@ -85,3 +85,18 @@ async def test_message_checks(pipe):
     assert (await pipe.check_message(mx, env, b"\r\nbody only\r\n", 12)).verdict.ok
     assert header_section(b"A: b\r\n\r\nbody", 100) == b"A: b\r\n"
     assert header_section(b"A: " + b"b" * 200 + b"\r\n\r\n", 100) is None
+
+
+def test_harvest_tarpit_then_421(pipe):
+    """Issue 12, point 7: two unknown recipients cost nothing (a typo), then
+    each waits twice as long, and past limits.max_unknown_recipients 421."""
+    assert [pipe.harvest(n, False) for n in (1, 2)] == [(0.0, None), (0.0, None)]
+    assert [pipe.harvest(n, False)[0] for n in (3, 4, 5)] == [1.0, 2.0, 4.0]
+    delay, end = pipe.harvest(6, False)
+    assert delay == 0 and (end.code, end.enhanced) == (421, "4.7.0")
+    # an address already counted (harvest, failed logins): one typo only
+    assert pipe.harvest(1, True) == (0.0, None) and pipe.harvest(2, True)[0] == 1.0
+    pipe.set(limits={"max_unknown_recipients": 50})
+    assert pipe.harvest(40, False) == (30.0, None)   # the delay has a ceiling
+    assert pipe.unknown_recipient(pipe.recipient(Client("192.0.2.1"), Envelope(),
+                                                 "nope@local.test")[0])

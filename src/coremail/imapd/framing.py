@@ -109,6 +109,11 @@ class CommandFramer:
         self._tail = b""
         self._line_mode = False
 
+    @property
+    def pending(self) -> int:
+        """Bytes received and not yet framed."""
+        return len(self._buf) - self._pos
+
     def expect_line(self) -> None:
         """Deliver the next line raw, as a RawLine, without literal processing."""
         self._line_mode = True

@@ -69,8 +69,9 @@ class ImapService(AccessService):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         run = ctx.home / "run"
-        self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail", "imap"),
-                                  LoginCache(shared_dir=run / "logincache-imap", key=ctx.login_key))
+        self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"),
+                                  LoginCache(shared_dir=run / "logincache-imap", key=ctx.login_key),
+                                  queue=lambda: ctx.settings.limits.auth_queue)
         self.watcher = IdleWatcher(ctx.store, ctx.log)
         self.views = Views(ctx.store, ctx.log)
         self.commands = CommandTable()

@@ -22,7 +22,7 @@ from ..config import Settings
 from ..obs.log import Log
 from ..proto.listen import SessionTracker
 from ..proto.stream import StreamSession
-from ..services.login import Authenticator, SaslError, decode_plain, plaintext_login_allowed
+from ..services.login import Authenticator, LoginBusy, SaslError, decode_plain, plaintext_login_allowed
 from ..store.blobs import new_id
 from ..store.interfaces import Store, StoreError
 from .framing import CONTINUATION, CommandFramer, ContinuationNeeded, FramedCommand, FramingError, RawLine
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 MIN_IDLE_TIMEOUT = 1800.0  # RFC 3501 5.4: at least 30 minutes
 PRE_AUTH_LITERAL = 64 * 1024
+READ_HIGH = 256 * 1024     # unconsumed input past this (and a line): stop reading
 MAX_BAD_IN_A_ROW = 100
 # commands after which EXPUNGE responses may not be sent (RFC 3501 7.4.1)
 _NO_EXPUNGE = frozenset(("FETCH", "STORE", "SEARCH"))
@@ -100,6 +101,8 @@ class ImapSession(StreamSession):
     def data_received(self, data: bytes) -> None:
         self.framer.receive(data)
         self.last = self.loop.time()
+        if self.framer.pending > READ_HIGH + self.framer.max_line:
+            self._hold_reading("input")   # released when the framer has used what it has
         self._wake()
 
     def poke(self) -> None:
@@ -173,6 +176,7 @@ class ImapSession(StreamSession):
             if ev is not None or self._lost or self._eof:
                 return ev
             self.flush()
+            self._release_reading("input")
             await self._wait()
 
     async def _loop(self) -> None:
@@ -363,9 +367,14 @@ class ImapSession(StreamSession):
 
     async def _login(self, login: str, password: str) -> str:
         s = self.svc.settings
-        user, wait = await self.run(lambda: self.svc.auth.login(
-            login, password, self.ip, domain=s.server.domain, limit=s.limits.auth_failures,
-            window=float(s.limits.auth_window)))
+        try:
+            user, wait = await self.svc.auth.login_async(
+                login, password, self.ip, domain=s.server.domain, limit=s.limits.auth_failures,
+                window=float(s.limits.auth_window))
+        except LoginBusy:
+            self.log.info("imap.login_busy", sid=self.sid, ip=self.ip)
+            raise No("Too many logins are being checked right now; try again in a moment",
+                     "UNAVAILABLE") from None
         if wait:
             self.log.info("imap.login_throttled", sid=self.sid, ip=self.ip)
             raise No(f"Too many failed logins from your address; try again in {int(wait)} s", "UNAVAILABLE")
@@ -394,6 +403,7 @@ class ImapSession(StreamSession):
                     if self._lost or self._eof:
                         raise ConnectionResetError("client went away")
                     self.flush()
+                    self._release_reading("input")
                     await self._wait()
                     if self._poked:
                         self._poked = False

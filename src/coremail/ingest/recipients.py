@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from ..mail.address import Address, AddressError, parse_address
 from ..store.interfaces import Store, User
@@ -22,6 +23,33 @@ class Expansion:
     loop: bool = False                                  # a cycle was cut
 
 
+V = TypeVar("V")
+
+
+class TtlCache(Generic[V]):
+    """Answers kept for ``ttl`` seconds, at most ``size`` of them (then all
+    are dropped at once: cheaper than an LRU, and refilled within a second)."""
+
+    def __init__(self, ttl: float, size: int = 10000):
+        self.ttl = ttl
+        self.size = size
+        self._seen: dict[str, tuple[float, V]] = {}
+
+    def get(self, key: str) -> V | None:
+        hit = self._seen.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        return None
+
+    def put(self, key: str, value: V) -> None:
+        if len(self._seen) >= self.size:
+            self._seen.clear()
+        self._seen[key] = (time.monotonic(), value)
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+
 class LocalDomains:
     """Which domains are ours, remembered for TTL seconds: a domain added or
     removed is seen by SMTP and the deliveragent within that time."""
@@ -30,24 +58,19 @@ class LocalDomains:
 
     def __init__(self, store: Store):
         self.store = store
-        self._seen: dict[str, tuple[float, bool]] = {}
+        self._seen: TtlCache[bool] = TtlCache(self.TTL)
 
     def cached(self, domain: str) -> bool | None:
         """The remembered answer, or None: ask `is_local` (it reads the store)."""
-        hit = self._seen.get(domain)
-        if hit is not None and time.monotonic() - hit[0] < self.TTL:
-            return hit[1]
-        return None
+        return self._seen.get(domain)
 
     def is_local(self, domain: str) -> bool:
         """Blocking (store) unless cached."""
-        hit = self.cached(domain)
+        hit = self._seen.get(domain)
         if hit is not None:
             return hit
         ours = self.store.get_domain(domain) is not None
-        if len(self._seen) > 10000:
-            self._seen.clear()
-        self._seen[domain] = (time.monotonic(), ours)
+        self._seen.put(domain, ours)
         return ours
 
 

@@ -11,12 +11,11 @@ reads on the pipeline's threads. Message checks are async callables
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Callable, Sequence
 
 from ..config import Settings
-from ..ingest.recipients import Expansion, Recipients
+from ..ingest.recipients import Expansion, Recipients, TtlCache
 from ..mail.address import Address, AddressError, parse_address
 from ..mail.headers import header_section
 from ..obs.log import Log
@@ -31,6 +30,14 @@ __all__ = ["Pipeline", "header_section"]
 NOT_ASCII_SENDER = Verdict(553, "5.6.7", "the sender address is not ASCII; the client must use "
                                         "MAIL FROM:<...> SMTPUTF8")
 CHECK_TIMEOUT = 20.0   # seconds one message check may take before it is skipped
+# Directory harvest: this many unknown recipients in a session are answered
+# at once (a typo, a stale address); each later one waits twice as long as
+# the one before, from HARVEST_DELAY seconds, up to HARVEST_DELAY_MAX.
+HARVEST_FREE = 2
+HARVEST_DELAY = 1.0
+HARVEST_DELAY_MAX = 30.0
+HARVEST_END = Verdict(421, "4.7.0", "too many unknown recipients in this session; closing the "
+                                    "connection")
 
 
 def _size_words(n: int) -> str:
@@ -52,30 +59,14 @@ def _relay_trick(mailbox: str) -> str | None:
     return None
 
 
-class ExpansionCache:
+class ExpansionCache(TtlCache[Expansion]):
     """Where an address led, for one second. RCPT is the hottest path of an
     MX; the quota seen here may be a second old, which is safe because the
     store checks the quota again, atomically, when the message commits.
     Only found addresses are kept, so a user just added is never refused."""
 
-    TTL = 1.0
-
     def __init__(self) -> None:
-        self.entries: dict[str, tuple[float, Expansion]] = {}
-
-    def get(self, key: str) -> Expansion | None:
-        hit = self.entries.get(key)
-        if hit is not None and time.monotonic() - hit[0] < self.TTL:
-            return hit[1]
-        return None
-
-    def put(self, key: str, exp: Expansion) -> None:
-        if len(self.entries) > 50000:
-            self.entries.clear()
-        self.entries[key] = (time.monotonic(), exp)
-
-    def clear(self) -> None:
-        self.entries.clear()
+        super().__init__(ttl=1.0, size=50000)
 
 
 class Pipeline:
@@ -227,6 +218,22 @@ class Pipeline:
         return ok(f"recipient <{addr}> ok", "2.1.5"), Recipient(
             mailbox, addr, users=[u for u in exp.users if u.id not in full],
             remote=list(exp.remote))
+
+    def harvest(self, unknown: int, known_harvester: bool) -> tuple[float, Verdict | None]:
+        """After the `unknown`-th refused recipient (550 5.1.1) of a session:
+        the delay before its reply, or the 421 that ends the session (past
+        limits.max_unknown_recipients). An address already counted for
+        harvesting or failed logins gets one free answer (a typo), not two."""
+        if unknown > self.settings().limits.max_unknown_recipients:
+            return 0.0, HARVEST_END
+        slow = unknown - (1 if known_harvester else HARVEST_FREE)
+        if slow <= 0:
+            return 0.0, None
+        return min(HARVEST_DELAY * 2 ** (slow - 1), HARVEST_DELAY_MAX), None
+
+    @staticmethod
+    def unknown_recipient(v: Verdict) -> bool:
+        return v.code == 550 and v.enhanced == "5.1.1"
 
     @staticmethod
     def _over_quota(exp: Expansion, declared: int) -> set[int]:

@@ -27,7 +27,8 @@ class Pop3Service(AccessService):
         self.lock_dir = run / "locks"
         self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"),
                                   LoginCache(ttl=900.0, shared_dir=run / "logincache-pop3",
-                                            key=ctx.login_key))
+                                            key=ctx.login_key),
+                                  queue=lambda: ctx.settings.limits.auth_queue)
         self.sizes = SizeCache()
         self.views = Views(ctx.store, ctx.log)
 

@@ -22,7 +22,7 @@ from ..proto.listen import SessionTracker
 from ..proto.stream import StreamSession
 from ..store.blobs import new_id
 from ..store.interfaces import BlobMissing, Store
-from ..services.login import Authenticator, SaslError, decode_plain, plaintext_login_allowed
+from ..services.login import Authenticator, LoginBusy, SaslError, decode_plain, plaintext_login_allowed
 from ..services.views import Views
 from .maildrop import Entry, LockBusy, Maildrop, MaildropLock, SizeCache
 from .parser import ParseError, parse_command, parse_number
@@ -34,6 +34,7 @@ TRANS_VERBS = frozenset({"STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "QUIT",
                          "UIDL", "CAPA"})
 INLINE_MAX = 256 * 1024   # messages up to this size are read and sent in one piece
 CHUNK = 256 * 1024        # bigger ones stream in chunks of this size
+RETR_LOG_BATCH = 200      # retrievals per pop3.retr log line
 TOP_PROBE = 1 << 20       # TOP reads this much before falling back to the whole file
 READ_HIGH = 64 * 1024     # pause reading when a client pipelines more than this
 TOO_LONG = b""            # sentinel: the line was over the limit and was dropped
@@ -69,19 +70,19 @@ class Pop3Session(StreamSession):
         self.drop: Maildrop | None = None
         self.lock: MaildropLock | None = None
         self.retrieved = self.deleted = self.bytes_out = self.bad = 0
+        self._retr_log: list[str] = []   # "number:qid" not yet logged
         self.outcome = "dropped"
         self.busy = self.closing = False
         self._buf = bytearray()
-        self._discarding = self._read_paused = False
+        self._discarding = False
         self._idle: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------ transport events
     def data_received(self, data: bytes) -> None:
         self._buf += data
         self._wake()
-        if len(self._buf) > READ_HIGH + self.svc.max_line() and not self._read_paused:
-            self._read_paused = True
-            self.transport.pause_reading()
+        if len(self._buf) > READ_HIGH + self.svc.max_line():
+            self._hold_reading("input")
 
     def resume_writing(self) -> None:
         self.last = self.loop.time()  # a client reading a long RETR is not idle
@@ -99,17 +100,14 @@ class Pop3Session(StreamSession):
                 else:
                     line = bytes(buf[:i + 1])
                 del buf[:i + 1]
-                if self._read_paused and len(buf) < READ_HIGH:
-                    self._read_paused = False
-                    self.transport.resume_reading()
+                if len(buf) < READ_HIGH:
+                    self._release_reading("input")
                 self.last = self.loop.time()
                 return line
             if len(buf) >= self.svc.max_line():
                 buf.clear()
                 self._discarding = True
-                if self._read_paused:
-                    self._read_paused = False
-                    self.transport.resume_reading()
+                self._release_reading("input")
             if self._eof or self._lost:
                 return None
             await self._wait()
@@ -194,6 +192,7 @@ class Pop3Session(StreamSession):
             return None
 
     def _finish(self) -> None:
+        self._log_retrieved()
         if self._idle is not None:
             self._idle.cancel()
         self._release()
@@ -313,9 +312,15 @@ class Pop3Session(StreamSession):
     async def _login(self, login: str, password: str) -> None:
         self.login_name = login
         s = self.svc.settings
-        user, wait = await asyncio.to_thread(
-            self.svc.auth.login, login, password, self.ip, domain=s.server.domain,
-            limit=s.limits.auth_failures, window=float(s.limits.auth_window))
+        try:
+            user, wait = await self.svc.auth.login_async(
+                login, password, self.ip, domain=s.server.domain,
+                limit=s.limits.auth_failures, window=float(s.limits.auth_window))
+        except LoginBusy:
+            self.login_name = None
+            self._err("[SYS/TEMP] too many logins are being checked right now; "
+                      "try again in a moment")
+            return
         if wait:
             self.outcome = "throttled"
             mins = max(1, round(wait / 60))
@@ -463,9 +468,18 @@ class Pop3Session(StreamSession):
         self.retrieved += 1
         self.bytes_out += e.size
         # A message that came by SMTP has its queue id as blob id: one grep
-        # follows it from the SMTP 250 to this line.
-        self.svc.log.info("pop3.retr", sid=self.sid, user=self.user.address, qid=e.blob_id,
-                          msg=e.number, size=e.size)
+        # follows it from the SMTP 250 to the pop3.retr line. One line per
+        # RETR_LOG_BATCH retrievals (and at the end), not per message: at
+        # thousands of RETRs a second a line each cost a tenth of a core.
+        self._retr_log.append(f"{e.number}:{e.blob_id}")
+        if len(self._retr_log) >= RETR_LOG_BATCH:
+            self._log_retrieved()
+
+    def _log_retrieved(self) -> None:
+        if self._retr_log and self.user is not None:
+            self.svc.log.info("pop3.retr", sid=self.sid, user=self.user.address,
+                              count=len(self._retr_log), msgs=",".join(self._retr_log))
+        self._retr_log = []
 
     async def _retr_stream(self, e: Entry) -> None:
         try:

@@ -65,7 +65,8 @@ class AccessService:
             def factory(name=spec.name, implicit=spec.tls):
                 return self.make_session(name, implicit)
             self.servers.append(await loop.create_server(
-                factory, sock=sock, ssl=tls, ssl_handshake_timeout=30 if tls else None))
+                factory, sock=sock, ssl=tls, ssl_handshake_timeout=30 if tls else None,
+                backlog=self.settings.limits.listen_backlog))
         self.log.info(f"{self.PLAIN}.started", listeners=",".join(sockets))
 
     async def stop(self, timeout: float) -> None:

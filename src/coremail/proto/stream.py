@@ -1,8 +1,14 @@
 """The asyncio.Protocol plumbing the mail-access sessions (POP3, IMAP) share:
 the fields every session has, the peer address and its place in the service's
-tracker, end-of-input and connection-loss flags, write flow control, and the
-two futures a session's task parks on (`_wait` for input, `_drain` for the
+tracker, end-of-input and connection-loss flags, flow control both ways, and
+the two futures a session's task parks on (`_wait` for input, `_drain` for the
 transport to take more output).
+
+Back-pressure: while the transport's output is over its high-water mark
+(a client that does not read its replies) nothing more is read from the
+client, and a subclass holds reading too while it has unconsumed input
+(`_hold_reading("input")`, `_release_reading("input")`), so its buffers stay small
+whatever the client sends.
 
 A subclass keeps its own buffer (`data_received`), runs the conversation in
 `_run(over_limit)` (over_limit: this address already has
@@ -32,6 +38,7 @@ class StreamSession(asyncio.Protocol):
         self._waiter: asyncio.Future | None = None
         self._drain_waiter: asyncio.Future | None = None
         self._eof = self._lost = self._write_paused = False
+        self._held: set[str] = set()   # why reading is paused ("output", "input")
 
     # ------------------------------------------------------------ transport events
     def connection_made(self, transport) -> None:
@@ -57,10 +64,25 @@ class StreamSession(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self._hold_reading("output")
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._release_reading("output")
         self._wake_drain()
+
+    def _hold_reading(self, why: str) -> None:
+        """Stop reading from the client (for `why`) until `_release_reading(why)`."""
+        if not self._held and self.transport is not None and not self._lost:
+            self.transport.pause_reading()
+        self._held.add(why)
+
+    def _release_reading(self, why: str) -> None:
+        if why not in self._held:
+            return
+        self._held.discard(why)
+        if not self._held and self.transport is not None and not self._lost:
+            self.transport.resume_reading()
 
     # ------------------------------------------------------------ waiting
     def _wake(self) -> None:

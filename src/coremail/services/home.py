@@ -56,9 +56,14 @@ default_quota = "1G"      # for users added without --quota
 # max_line_length = 4096      # longest command line accepted
 # max_header_size = "1M"
 # max_unknown_commands = 10   # then the connection is closed
+# max_unknown_recipients = 5  # per SMTP session: from the 3rd on each 550 5.1.1 waits longer
+#                             # (1 s, 2 s, 4 s...), past it 421, counted like a failed login
 # max_connections_per_ip = 50
-# auth_failures = 5           # failed logins per client IP within auth_window,
+# listen_backlog = 1024       # connections waiting to be accepted, every listener
+# auth_failures = 5           # failed logins per client IP (every protocol) within auth_window,
 # auth_window = "10m"         # then logins from that IP are refused for a while
+# auth_queue = 16             # password checks waiting per process (2 run at once); beyond: a
+#                             # temporary refusal (SMTP 454, POP3 -ERR [SYS/TEMP], IMAP NO)
 # idle_timeout = "5m"
 # data_timeout = "10m"
 

@@ -1,11 +1,19 @@
-"""Login for the mail-access protocols (POP3, IMAP): SASL PLAIN decoding, the
-per-IP throttle of failed logins, and a short-lived cache of verified
-credentials, shared by POP3 and IMAP.
+"""Login for every protocol (SMTP AUTH, POP3, IMAP, later the web): SASL
+PLAIN decoding, the per-IP throttle of failed logins, a short-lived cache of
+verified credentials, and the bounded queue in front of the password checks.
 
-Throttle: each failure appends a timestamp to DIR/run/authfail/<service>-<ip>, so
-every worker process counts the same failures. After `limits.auth_failures`
-within `limits.auth_window`, logins from that address are refused without
-checking the password until the oldest of those failures leaves the window.
+Throttle: each failure appends a timestamp to DIR/run/authfail/<ip>, one file
+per client address whatever the protocol, so every service and worker process
+counts the same failures. After `limits.auth_failures` within
+`limits.auth_window`, logins from that address are refused without checking
+the password until the oldest of those failures leaves the window.
+
+Queue: an argon2 check costs 64 MiB and tens of milliseconds. Each process
+runs at most `Authenticator.THREADS` at once and lets `limits.auth_queue` more
+wait; beyond that a login is refused at once with a temporary error
+(`LoginBusy`), so a flood of guesses costs the attacker time, not our memory.
+The throttle and the cache are looked at before queueing, so a throttled
+address never queues and a cached login never waits behind guesses.
 
 Cache: POP3 and IMAP clients poll every few minutes with the same password, and each
 argon2 check costs tens of milliseconds of CPU. After a successful check we
@@ -28,6 +36,7 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 from ..mail.address import AddressError, login_address
 from ..store.interfaces import Store, User
@@ -82,14 +91,20 @@ def decode_plain(b64: str) -> tuple[str, str]:
     return authcid, password
 
 
+class LoginBusy(Exception):
+    """Too many password checks are waiting in this process: a temporary refusal."""
+
+
 class FailureThrottle:
-    def __init__(self, directory: Path, service: str = "pop3"):
+    """Failures per client address, in files under `directory` (blocking
+    file I/O: call it from a thread, or through Authenticator's async methods)."""
+
+    def __init__(self, directory: Path):
         self.dir = Path(directory)
-        self.service = service
 
     def _path(self, ip: str) -> Path:
         safe = "".join(c if c.isalnum() or c in ".-" else "_" for c in ip)
-        return self.dir / f"{self.service}-{safe}"
+        return self.dir / safe
 
     def _recent(self, ip: str, window: float, now: float) -> list[float]:
         try:
@@ -116,8 +131,8 @@ class FailureThrottle:
         return max(1.0, recent[-limit] + window - now)
 
     def clear(self) -> None:
-        """Forget every failure of this service (tests; an admin's reset)."""
-        for p in self.dir.glob(f"{self.service}-*"):
+        """Forget every failure (tests; an admin's reset)."""
+        for p in self.dir.glob("*"):
             try:
                 p.unlink()
             except OSError:
@@ -191,33 +206,61 @@ class LoginCache:
 
 
 class Authenticator:
-    """Everything a login needs, in one blocking call (run it in a thread),
-    or `login_async` on the authenticator's own threads."""
+    """Everything a login needs: `login_async` on the event loop (the throttle
+    and the cache on a thread, the password check on the authenticator's own
+    bounded pool), or `login`, one blocking call."""
 
     THREADS = 2   # argon2 checks at once per process: more only queue for the CPU
 
-    def __init__(self, store: Store, throttle: FailureThrottle, cache: LoginCache | None):
+    def __init__(self, store: Store, throttle: FailureThrottle, cache: LoginCache | None,
+                 queue: int | Callable[[], int] = 16):
         self.store = store
         self.throttle = throttle
         self.cache = cache
+        self._queue = queue if callable(queue) else (lambda: queue)
         self._pool: ThreadPoolExecutor | None = None   # made on first use: after the fork
+        self.checking = 0   # password checks running or waiting for the pool
+
+    async def blocked_for(self, ip: str, limit: int, window: float) -> float:
+        """The throttle's answer without blocking the loop."""
+        return await asyncio.to_thread(self.throttle.blocked_for, ip, limit, window)
+
+    async def record_failure(self, ip: str, window: float) -> None:
+        await asyncio.to_thread(self.throttle.record_failure, ip, window)
 
     async def login_async(self, login: str, password: str, ip: str, *, domain: str, limit: int,
                           window: float) -> tuple[User | None, float]:
+        """As `login`; raises LoginBusy when the password check would have to
+        queue behind more than limits.auth_queue others."""
+        done, result = await asyncio.to_thread(self._before_check, login, password, ip,
+                                               domain, limit, window)
+        if done:
+            return result
+        if self.checking >= self.THREADS + max(0, self._queue()):
+            raise LoginBusy("too many logins are being checked; try again shortly")
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.THREADS, thread_name_prefix="login")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, lambda: self.login(login, password, ip, domain=domain, limit=limit,
-                                           window=window))
+        self.checking += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._check, login, password, ip, domain, window)
+        finally:
+            self.checking -= 1
 
     def login(self, login: str, password: str, ip: str, *, domain: str, limit: int,
               window: float) -> tuple[User | None, float]:
         """(user, 0) on success; (None, 0) for wrong credentials or a disabled
         user; (None, seconds) when the address is throttled."""
+        done, result = self._before_check(login, password, ip, domain, limit, window)
+        return result if done else self._check(login, password, ip, domain, window)
+
+    def _before_check(self, login: str, password: str, ip: str, domain: str, limit: int,
+                      window: float) -> tuple[bool, tuple[User | None, float]]:
+        """The cheap part: (True, result) when the throttle or the cache
+        answers, (False, _) when the password must be checked."""
         wait = self.throttle.blocked_for(ip, limit, window)
         if wait:
-            return None, wait
-        user = None
+            return True, (None, wait)
         if self.cache is not None:
             try:
                 a = login_address(login, domain)
@@ -225,7 +268,11 @@ class Authenticator:
             except AddressError:
                 user = None
             if user is not None and user.enabled and self.cache.hit(login, password, user):
-                return user, 0.0
+                return True, (user, 0.0)
+        return False, (None, 0.0)
+
+    def _check(self, login: str, password: str, ip: str, domain: str,
+               window: float) -> tuple[User | None, float]:
         user = Accounts(self.store, domain).authenticate(login, password)
         if user is None:
             self.throttle.record_failure(ip, window)

@@ -54,7 +54,7 @@ class AuthCommand:
         if mech not in ("PLAIN", "LOGIN"):
             self.reply(_v(504, "5.5.4", f"unknown AUTH mechanism {mech}; use PLAIN or LOGIN"))
             return True
-        blocked = self.handler.auth_blocked(s)
+        blocked = await self.handler.auth_blocked(s)
         if blocked is not None:
             self.reply(blocked)
             return blocked.code != 421

@@ -7,6 +7,13 @@ asyncio.Protocol with its own buffer: DATA arrives in large chunks, the end
 marker is found with bytes.find and dot-unstuffing is one bytes.replace, and
 replies to pipelined commands go out in one write when the input runs dry.
 AUTH is in auth.py and BDAT in bdat.py, mixed into SmtpProtocol.
+
+Bounds against a hostile client: input stops being read while the output to
+the client is over the transport's high-water mark (a client that never reads
+its replies) or command input is over PAUSE_ABOVE; a command line must be
+complete within limits.idle_timeout and DATA must end a line (or bring
+SPOOL_ABOVE bytes) within limits.data_timeout, however slowly it trickles; a
+message past SPOOL_ABOVE goes to a spool file while it arrives.
 """
 from __future__ import annotations
 
@@ -17,11 +24,12 @@ from typing import Any, Protocol
 
 from ..pipeline.verdict import TEMP_FAILURE, Verdict
 from .auth import AuthCommand, LineTooLong
-from .bdat import BdatCommand
+from .bdat import SPOOL_ABOVE, SPOOL_FAILED, BdatCommand
 from .parser import (BARE_EOL, Path, SyntaxReply, has_bare_eol, parse_command, parse_path,
                      parse_size_param)
 
 PAUSE_ABOVE = 1 << 20   # command-mode input buffered before we stop reading
+OUT_ABOVE = 1 << 16     # replies queued before they are written and drained
 
 
 @dataclass
@@ -34,6 +42,7 @@ class EngineConfig:
     data_timeout: float = 600.0
     tls: ssl.SSLContext | None = None
     chunking: bool = True
+    spool: Any = None   # () -> an anonymous binary file for a big message; None: memory
 
 
 @dataclass
@@ -61,7 +70,7 @@ class Handler(Protocol):
     def on_helo(self, session: Session, name: str) -> None: ...
     def auth_start(self, session: Session) -> Verdict | None: ...
     def authorization(self, session: Session, authzid: str, login: str) -> Verdict | None: ...
-    def auth_blocked(self, session: Session) -> Verdict | None: ...
+    async def auth_blocked(self, session: Session) -> Verdict | None: ...
     async def on_auth(self, session: Session, login: str, password: str) -> Verdict: ...
     async def on_mail(self, session: Session, path: Path) -> Verdict: ...
     async def on_rcpt(self, session: Session, path: Path) -> Verdict: ...
@@ -75,6 +84,22 @@ class Handler(Protocol):
 
 def _v(code: int, enhanced: str, text: str) -> Verdict:
     return Verdict(code, enhanced, text)
+
+
+class SpoolFailed(Exception):
+    """The spool file of a big message could not be written (disk full)."""
+
+
+def _unstuff(buf: bytearray, end: int, skip: int) -> bytes:
+    """buf[:end], a piece of DATA that starts with a CRLF and ends before one:
+    bare line ends made CRLF (before unstuffing, as RFC 5321 4.1.1.4 reads
+    them), the leading dot of each line removed, the first `skip` bytes left out."""
+    if has_bare_eol(buf, end):   # rare
+        raw = BARE_EOL.sub(b"\r\n", bytes(memoryview(buf)[:end]))
+        return raw.replace(b"\r\n..", b"\r\n.")[skip:]
+    if buf.find(b"\r\n..", 0, end) >= 0:
+        return bytes(memoryview(buf)[:end]).replace(b"\r\n..", b"\r\n.")[skip:]
+    return bytes(memoryview(buf)[skip:end])
 
 
 BYE = _v(221, "2.0.0", "bye")
@@ -98,7 +123,9 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
         self._eof = False
         self._waiter: asyncio.Future | None = None
         self._out: list[bytes] = []
+        self._out_len = 0
         self._paused = False
+        self._write_paused = False
         self._on_open = on_open
         self._on_done = on_done
         self.deadline = float("inf")   # the service's sweeper closes us past it
@@ -140,19 +167,52 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
         if w is not None and not w.done():
             w.set_result(None)
 
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
     _in_data = False
 
     # --------------------------------------------------------------- output
     def reply(self, v: Verdict) -> None:
-        self._out.append(v.reply())
+        self._raw(v.reply())
 
     def _raw(self, data: bytes) -> None:
         self._out.append(data)
+        self._out_len += len(data)
 
     def flush(self) -> None:
         if self._out and self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(self._out) if len(self._out) > 1 else self._out[0])
         self._out.clear()
+        self._out_len = 0
+
+    async def _drain(self) -> None:
+        """Write out what is queued; while the client does not take it, read
+        nothing more from it (its commands would only queue more replies).
+        Bounded by the idle time-out, as waiting for a command is."""
+        self.flush()
+        if not self._write_paused:
+            return
+        if not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+        loop = asyncio.get_running_loop()
+        self.deadline = loop.time() + self.cfg.idle_timeout
+        try:
+            while self._write_paused and not self._eof:
+                self._waiter = loop.create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+        finally:
+            self.deadline = float("inf")
 
     def close(self) -> None:
         self.flush()
@@ -172,6 +232,8 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
 
     def timed_out(self) -> None:
         self.reply(TIMEOUT)
+        if self._write_paused and self.transport is not None:
+            self.transport.abort()   # it does not read: its buffer would never drain
         self.close()
         self._eof = True
         w = self._waiter
@@ -179,7 +241,9 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
             w.set_result(None)
 
     # ---------------------------------------------------------------- input
-    async def _wait(self, timeout: float) -> None:
+    async def _wait(self, deadline: float) -> None:
+        """Park until more input (or its end); the sweeper ends the session
+        past `deadline` (loop time)."""
         self.flush()
         # In DATA the message itself must come in (even if a client sent it
         # before the 354 and it filled the buffer); else only below the mark.
@@ -187,7 +251,7 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
             self._paused = False
             self.transport.resume_reading()
         loop = asyncio.get_running_loop()
-        self.deadline = loop.time() + timeout
+        self.deadline = deadline
         self._waiter = loop.create_future()
         try:
             await self._waiter
@@ -200,6 +264,8 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
         are answered and skipped here (with `strict`, LineTooLong is raised)."""
         cfg = self.cfg
         too_long = False
+        # The whole line within the time-out: trickling bytes does not extend it.
+        deadline = asyncio.get_running_loop().time() + cfg.idle_timeout
         while True:
             i = self._buf.find(b"\n", self._scan)
             if i >= 0:
@@ -213,6 +279,7 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
                     if self._bad_command(_v(500, "5.5.2", "line too long: commands are "
                                             f"limited to {cfg.max_line_length} characters")):
                         return None
+                    deadline = asyncio.get_running_loop().time() + cfg.idle_timeout
                     continue
                 return line[:-1] if line.endswith(b"\r") else line
             if len(self._buf) > cfg.max_line_length:
@@ -223,45 +290,80 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
                 return None
             self.idle = True
             try:
-                await self._wait(cfg.idle_timeout)
+                await self._wait(deadline)
             finally:
                 self.idle = False
 
     async def _read_data(self, limit: int) -> tuple[bytes, int] | None:
         """The message after DATA/354 up to CRLF.CRLF, unstuffed; and its size
         (bytes received). Past `limit` the bytes are dropped but still counted,
-        and b"" is returned with the size. None at EOF."""
+        and b"" is returned with the size. None at EOF. Past SPOOL_ABOVE the
+        message goes to a spool file, unstuffed piece by piece, each piece
+        ending before a CRLF so no dot-stuffed line is cut in two."""
         self._in_data = True
+        spool = None
         try:
             buf = self._buf
             buf[0:0] = b"\r\n"    # so a dot on the first line looks like any other
             scan = 0
-            dropped = 0
+            taken = 0          # bytes moved out of buf (to the spool, or dropped)
+            dropping = failed = False
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.cfg.data_timeout
             while True:
                 i = buf.find(b"\r\n.\r\n", scan)
                 if i >= 0:
                     break
-                if len(buf) > limit + 1024:
-                    dropped += len(buf) - 4
-                    del buf[:-4]
+                if not dropping and taken + len(buf) > limit + 1024:
+                    dropping = True
+                    if spool is not None:
+                        spool.close()
+                        spool = None
+                if dropping:
+                    if len(buf) > 4:
+                        taken += len(buf) - 4
+                        del buf[:-4]
+                elif len(buf) > SPOOL_ABOVE and self.cfg.spool is not None:
+                    cut = buf.rfind(b"\r\n", 1)
+                    if cut <= 0:
+                        cut = len(buf) - 3 - (buf[-4] == 13)
+                    try:
+                        if spool is None:
+                            spool = self.cfg.spool()
+                        spool.write(_unstuff(buf, cut, 0 if taken else 2))
+                    except OSError:   # read on to the end, then say why
+                        failed = dropping = True
+                    del buf[:cut]
+                    taken += cut
+                    deadline = loop.time() + self.cfg.data_timeout
                 if self._eof:
                     return None
                 scan = max(0, len(buf) - 4)
-                await self._wait(self.cfg.data_timeout)
+                await self._wait(deadline)
+                if buf.find(b"\n", scan) >= 0:   # a line ended: the time-out starts again
+                    deadline = loop.time() + self.cfg.data_timeout
             end = i + 2
+            if dropping:
+                self._buf = bytearray(memoryview(buf)[i + 5:])
+                if failed:
+                    raise SpoolFailed()
+                return b"", taken + end
+            piece = _unstuff(buf, end, 0 if taken else 2)
             self._buf = bytearray(memoryview(buf)[i + 5:])
-            if dropped:
-                return b"", dropped + end
-            if has_bare_eol(buf, end):   # rare: normalised before unstuffing
-                raw = BARE_EOL.sub(b"\r\n", bytes(memoryview(buf)[:end]))
-                content = raw.replace(b"\r\n..", b"\r\n.")[2:]
-            elif buf.find(b"\r\n..", 0, end) >= 0:
-                content = bytes(memoryview(buf)[:end]).replace(b"\r\n..", b"\r\n.")[2:]
+            if spool is None:
+                content = piece
             else:
-                content = bytes(memoryview(buf)[2:end])
+                try:
+                    spool.write(piece)
+                    spool.seek(0)
+                    content = spool.read()
+                except OSError:
+                    raise SpoolFailed() from None
             return content, len(content)
         finally:
             self._in_data = False
+            if spool is not None:
+                spool.close()
 
     def _bad_command(self, v: Verdict) -> bool:
         """Answer a bad or unknown command; past the limit, 421 and True (end)."""
@@ -297,6 +399,8 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
                     return
                 if not await self._dispatch(line):
                     return
+                if self._write_paused or self._out_len > OUT_ABOVE:
+                    await self._drain()
         except asyncio.CancelledError:
             reason = "cancelled"
             raise
@@ -343,7 +447,7 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
         s.in_transaction = False
         s.rcpt_ok = s.rcpt_tried = 0
         s.params = {}
-        self._bdat = None
+        self._drop_bdat()
         self._bdat_refused = None
 
     # ------------------------------------------------------------ commands
@@ -450,7 +554,7 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
         if v.ok:
             s.rcpt_ok += 1
         self.reply(v)
-        return True
+        return v.code != 421   # e.g. a directory harvest: the handler ends the session
 
     async def cmd_data(self, arg: str) -> bool:
         s = self.session
@@ -466,7 +570,12 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
             return True
         limit = self.handler.data_limit(s)
         self.reply(_v(354, "", "send the message; end with <CRLF>.<CRLF>"))
-        got = await self._read_data(limit)
+        try:
+            got = await self._read_data(limit)
+        except SpoolFailed:
+            self.reply(SPOOL_FAILED)
+            self._reset()
+            return True
         if got is None:
             return False
         content, size = got
@@ -480,7 +589,7 @@ class SmtpProtocol(AuthCommand, BdatCommand, asyncio.Protocol):
         s.in_transaction = False
         s.rcpt_ok = s.rcpt_tried = 0
         s.params = {}
-        self._bdat = None
+        self._drop_bdat()
         self._bdat_refused = None
 
     def _message_refusal(self) -> Verdict | None:

@@ -4,6 +4,7 @@ the loop, or on the pipeline's threads), hand accepted messages to the
 ingest service, and write one log line per transaction."""
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -14,9 +15,13 @@ from ..obs.log import Log
 from ..pipeline.envelope import Client, Envelope
 from ..pipeline.rules import Pipeline
 from ..pipeline.verdict import Verdict, stored_verdict
-from ..services.login import Authenticator
+from ..services.login import Authenticator, LoginBusy
 from .engine import EngineConfig, Session
 from .parser import Path
+
+
+AUTH_BUSY = Verdict(454, "4.7.0", "too many logins are being checked right now; please try "
+                               "again in a moment")
 
 
 @dataclass
@@ -27,6 +32,8 @@ class SessionState:
     started: float = 0.0
     auth_tries: int = 0
     messages: int = 0
+    unknown: int = 0                # recipients refused as unknown (550 5.1.1)
+    harvester: bool = False         # this address is counted already (harvest, logins)
 
 
 class SmtpHandler:
@@ -54,7 +61,7 @@ class SmtpHandler:
             max_unknown_commands=s.limits.max_unknown_commands,
             idle_timeout=float(s.limits.idle_timeout), data_timeout=float(s.limits.data_timeout),
             tls=self.tls if session.listener == "submission" or session.listener == "smtp"
-            else None)
+            else None, spool=self.store.blobs.spool_file)
 
     async def on_connect(self, session: Session) -> Verdict | None:
         log = self.log.bind(sid=session.sid)
@@ -85,10 +92,10 @@ class SmtpHandler:
     def authorization(self, session: Session, authzid: str, login: str) -> Verdict | None:
         return self.pipeline.authorization(authzid, login)
 
-    def auth_blocked(self, session: Session) -> Verdict | None:
+    async def auth_blocked(self, session: Session) -> Verdict | None:
         s = self.settings()
         window = float(s.limits.auth_window)
-        wait = self.auth.throttle.blocked_for(session.ip, s.limits.auth_failures, window)
+        wait = await self.auth.blocked_for(session.ip, s.limits.auth_failures, window)
         if not wait:
             return None
         st: SessionState = session.state
@@ -103,9 +110,13 @@ class SmtpHandler:
     async def on_auth(self, session: Session, login: str, password: str) -> Verdict:
         st: SessionState = session.state
         s = self.settings()
-        user, _wait = await self.auth.login_async(
-            login, password, session.ip, domain=s.server.domain,
-            limit=s.limits.auth_failures, window=float(s.limits.auth_window))
+        try:
+            user, _wait = await self.auth.login_async(
+                login, password, session.ip, domain=s.server.domain,
+                limit=s.limits.auth_failures, window=float(s.limits.auth_window))
+        except LoginBusy:
+            st.log.info("smtp.auth_busy", ip=session.ip)
+            return AUTH_BUSY
         if user is None:
             st.log.info("smtp.auth_failed", ip=session.ip, login=login)
             return Verdict(535, "5.7.8", "authentication failed: wrong login or password")
@@ -140,6 +151,26 @@ class SmtpHandler:
         env.results.append((path.mailbox, f"{v.code}/{v.enhanced}"))
         if rcpt is not None:
             env.recipients.append(rcpt)
+        if self.pipeline.unknown_recipient(v):
+            return await self._harvest(session, st, v)
+        return v
+
+    async def _harvest(self, session: Session, st: SessionState, v: Verdict) -> Verdict:
+        """Directory harvest: unknown recipients past a few cost time, then
+        the session, and count against the address as failed logins do."""
+        s = self.settings()
+        window = float(s.limits.auth_window)
+        st.unknown += 1
+        if st.unknown == 1:
+            st.harvester = bool(await self.auth.blocked_for(session.ip, s.limits.auth_failures,
+                                                             window))
+        delay, end = self.pipeline.harvest(st.unknown, st.harvester)
+        if end is not None:
+            st.log.info("smtp.harvest", ip=session.ip, unknown=st.unknown - 1)
+            await self.auth.record_failure(session.ip, window)
+            return end
+        if delay:
+            await asyncio.sleep(delay)
         return v
 
     def data_limit(self, session: Session) -> int:

@@ -45,9 +45,10 @@ class SmtpService:
                 raise
             ctx.log.warning("smtp.no_tls", error=str(e))
         run = ctx.home / "run"
-        auth = Authenticator(ctx.store, FailureThrottle(run / "authfail", "smtp"),
+        auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"),
                              LoginCache(ttl=900.0, shared_dir=run / "logincache-smtp",
-                                        key=ctx.login_key))
+                                        key=ctx.login_key),
+                             queue=lambda: ctx.settings.limits.auth_queue)
         self.handler = SmtpHandler(store=ctx.store, settings=lambda: ctx.settings, log=ctx.log,
                                    tls=tls, ingest=ctx.ingest, tracker=self.tracker, auth=auth)
         for name, sock in sockets.items():
@@ -55,7 +56,8 @@ class SmtpService:
             server = await loop.create_server(
                 lambda name=name, implicit=implicit: self._protocol(name, implicit),
                 sock=sock, ssl=tls if implicit else None,
-                ssl_handshake_timeout=30 if implicit else None, backlog=1024)
+                ssl_handshake_timeout=30 if implicit else None,
+                backlog=ctx.settings.limits.listen_backlog)
             self.servers.append(server)
         self._sweeper = loop.create_task(self._sweep())
         ctx.log.info("smtp.started", listeners=",".join(sorted(sockets)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,12 @@ class BlobStore:
         self._pool_lock = threading.Lock()
         self._dirs: set[Path] = set()   # directories known to exist (durably)
         self._rootfd = -1
+
+    def spool_file(self) -> BinaryIO:
+        """An anonymous file beside the blobs (same disk, no name, gone when
+        closed or after a crash) for a message while it arrives (SMTP DATA
+        past a megabyte): unfinished mail stays out of memory."""
+        return tempfile.TemporaryFile(dir=self.tmp)
 
     def _root_fd(self) -> int:
         if self._rootfd < 0:
