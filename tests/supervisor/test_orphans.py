@@ -19,6 +19,7 @@ from collections import Counter
 
 import pytest
 
+from coremail.supervisor.homelock import alive
 from tests.support.home import BIN, make_home
 
 PASSWORD = "pw-123456"
@@ -33,14 +34,6 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _home_procs(home) -> dict[int, list[str]]:
     """Every live process whose command line names this home (the supervisor,
     the runners and their forked workers, which share the runner's)."""
@@ -48,7 +41,7 @@ def _home_procs(home) -> dict[int, list[str]]:
     for p in os.listdir("/proc"):
         if p.isdigit() and int(p) != os.getpid():
             argv = _cmdline(int(p))
-            if str(home.path) in argv and _alive(int(p)):
+            if str(home.path) in argv and alive(int(p)):
                 out[int(p)] = argv
     return out
 
@@ -197,7 +190,7 @@ def test_kill9_supervisor_mid_load_then_start_then_shutdown_leaves_nothing(home)
         r = home.coremail("start", timeout=120)
         assert r.returncode == 0, r.stderr
         # The new set started only once nothing of the old one was left.
-        survivors = {p for p in old_set if _alive(p)}
+        survivors = {p for p in old_set if alive(p)}
         assert not survivors, f"the old set outlived its supervisor: {survivors}"
         roles = Counter(_role(a) for a in _home_procs(home).values())
         assert roles["supervisor"] == 1
@@ -224,8 +217,8 @@ def test_runners_and_workers_die_with_the_supervisor(home):
     sup = _supervisor_pid(home)
     old_set = set(_home_procs(home)) - {sup}
     os.kill(sup, signal.SIGKILL)
-    assert _wait_until(lambda: not any(_alive(p) for p in old_set), 30), \
-        f"left running after the supervisor died: {[p for p in old_set if _alive(p)]}"
+    assert _wait_until(lambda: not any(alive(p) for p in old_set), 30), \
+        f"left running after the supervisor died: {[p for p in old_set if alive(p)]}"
     assert not any(_accepts(home.ports[n]) for n in SERVICE_PORTS)
 
 
@@ -261,7 +254,7 @@ def test_start_refuses_beside_a_supervisor_that_does_not_answer(home):
     assert set(_home_procs(home)) == before, "a second set was started beside the first"
     # No socket to shut it down with: SIGTERM is its graceful shutdown too.
     os.kill(int((home.path / "run" / "supervisor.pid").read_text()), signal.SIGTERM)
-    assert _wait_until(lambda: not any(_alive(p) for p in before), 60)
+    assert _wait_until(lambda: not any(alive(p) for p in before), 60)
 
 
 def test_start_stops_a_leftover_set_before_starting(home):
@@ -284,7 +277,7 @@ def test_start_stops_a_leftover_set_before_starting(home):
         r = home.coremail("start", timeout=120)
         assert r.returncode == 0, r.stderr
         assert "leftover" in r.stdout and str(old.pid) in r.stdout, r.stdout
-        assert not any(_alive(p) for p in old_set), "the old smtp set still runs"
+        assert not any(alive(p) for p in old_set), "the old smtp set still runs"
         assert old.wait(5) == 0, "it was not a graceful stop"
         roles = Counter(_role(a) for a in _home_procs(home).values())
         assert roles["supervisor"] == 1

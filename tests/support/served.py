@@ -13,17 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from coremail.supervisor.homelock import alive
 from tests.support.home import LISTENERS, free_port
 
 BIN = Path(sys.executable).parent
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for its parent counts as gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 class ServedHome:

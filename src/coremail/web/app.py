@@ -27,6 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..mail.address import AddressError, parse_address
+from ..mail.mime import summarize
 from ..services.login import LoginBusy
 from ..services.send import Sender
 from ..store.interfaces import BlobMissing, StoreError, User
@@ -203,7 +204,6 @@ def routes(web: Web) -> list:
                             text="This message was deleted meanwhile.")
         meta = m.meta
         if meta is None:
-            from ..mail.mime import summarize
             meta = await web.run(summarize, raw)
         if "\\Seen" not in m.flags:
             await web.run(lambda: web.mailboxes.set_flags(f.id, [m.uid], frozenset({"\\Seen"}), "add"))
