@@ -149,6 +149,18 @@ class PolicySection(Section):
     allow_plaintext_auth: bool = False  # POP3/IMAP logins without TLS from non-loopback clients
 
 
+class AntivirusSection(Section):
+    clamd: str = ""                                   # "unix:/path" or "HOST:PORT"; empty: off
+    timeout: Duration = Duration("30s")               # per message
+    on_error: Literal["tempfail", "accept", "reject"] = "tempfail"
+    stream_max: Size = Size("25M")                    # clamd's StreamMaxLength
+    connections: int = Field(10, ge=1, le=1000)       # to clamd per process (its MaxThreads)
+    attachments: Literal["reject", "score", "off"] = "reject"  # dangerous types, bombs
+    max_depth: int = Field(3, ge=0, le=20)            # archives inside archives
+    max_ratio: int = Field(100, ge=2, le=100000)      # expanded / compressed, per member
+    max_expanded: Size = Size("100M")                 # unpacked bytes per message
+
+
 class WorkersSection(Section):
     smtp: int = Field(2, ge=1, le=64)
     pop3: int = Field(2, ge=1, le=64)
@@ -177,6 +189,7 @@ class Settings(BaseSettings):
     delivery: DeliverySection = DeliverySection()
     limits: LimitsSection = LimitsSection()
     policy: PolicySection = PolicySection()
+    antivirus: AntivirusSection = AntivirusSection()
     workers: WorkersSection = WorkersSection()
     storage: StorageSection = StorageSection()
     log: LogSection = LogSection()

@@ -71,6 +71,22 @@ default_quota = "1G"      # for users added without --quota
 allow_sender_mismatch = false  # may an authenticated user send as another address? 553 5.7.1 if not
 allow_plaintext_auth = false   # POP3/IMAP password logins without TLS from other hosts
 
+[antivirus]
+clamd = ""                # "unix:/run/clamav/clamd.ctl" or "HOST:PORT"; empty: no clamd scanning
+timeout = "30s"           # per message
+on_error = "tempfail"     # clamd down or timed out: "tempfail" (451 4.7.0, the sender retries),
+                          # "accept" (delivered with X-Virus-Status: Unchecked) or "reject"
+# stream_max = "25M"      # clamd's StreamMaxLength: larger messages are not sent to clamd
+#                         # (delivered with X-Virus-Status: Unchecked and why)
+# connections = 10        # to clamd per SMTP process, reused (IDSESSION); keep under MaxThreads
+# Built-in checks, with or without clamd: executables, scripts, shortcuts and disk images
+# by name and content (also inside zip, 7z and rar archives), encrypted archives, Office
+# macros, archive bombs.
+attachments = "reject"    # dangerous attachments: "reject" (554 5.7.1), "score" or "off"
+# max_depth = 3           # archives inside archives looked into
+# max_ratio = 100         # an archive member expanding more than this: an archive bomb
+# max_expanded = "100M"   # unpacked bytes per message, then: an archive bomb
+
 [workers]
 # worker processes per service (they share the ports)
 smtp = 2
