@@ -17,6 +17,8 @@ from ..dns import Resolver
 from ..obs.log import Log
 from ..store.interfaces import Store
 from .checks import HopCount, MessageCheck
+from .lists import ListCheck
+from .rulebook import RuleBook
 
 
 class CheckContext:
@@ -26,6 +28,7 @@ class CheckContext:
         self.settings = settings
         self.executor = executor
         self.log = log
+        self.rules = RuleBook(store)      # `coremail filter` rules, shared with RCPT
         self._resolver: Resolver | None = None
         self._resolver_key: tuple | None = None
 
@@ -42,7 +45,7 @@ def default_checks(ctx: CheckContext) -> list[MessageCheck]:
     """Every check a message passes, in order. Add yours with one line here
     (give it `name` and `kind`: "spam" is skipped for allow-listed mail)."""
     checks: list[MessageCheck] = [HopCount()]
-    # 1. allow/block lists
+    checks.append(ListCheck(ctx.rules, ctx.executor))        # 1. allow/block lists, rules
     # 2. DNSBL
     # 3. SPF/DKIM/DMARC
     # (branch auth: checks.append(...) here)
