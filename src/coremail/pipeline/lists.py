@@ -105,7 +105,9 @@ class ListCheck:
             found = []
             if owner or not client.authenticated:
                 found = scope.by_client(client.ip, sender)
-            if text is not None:
+            # the server's allow for this client or sender skips its content rules too
+            allowed = not owner and any(r.action == "allow" for r in found)
+            if text is not None and not allowed:
                 more, slow = scope.by_content(text.searchable, text.headers)
                 found += more
                 out.scores.extend(Score("HEADER_RULE_SLOW", 0.0, w) for w in slow)

@@ -81,7 +81,8 @@ class Pipeline:
         self.expansions = ExpansionCache()
         self.executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="policy")
         self.log = log
-        self.context = CheckContext(store, settings, executor=self.executor, log=log)
+        self.context = CheckContext(store, settings, executor=self.executor, log=log,
+                                    recipients=self.recipients)
         self.checks: list[MessageCheck] = (list(checks) if checks is not None
                                            else default_checks(self.context))
 
@@ -277,8 +278,5 @@ class Pipeline:
         return await decide(self.checks, msg, timeout=CHECK_TIMEOUT, log=self.log)
 
     def close(self) -> None:
-        try:
-            self.context.rules.flush()
-        except Exception:   # a closed store: the hits of the last seconds are lost, no mail
-            pass
+        self.context.close()
         self.executor.shutdown(wait=False)
