@@ -13,6 +13,7 @@ from ..services.queue import QueueAdmin
 from ..services.settings import get_value, set_value
 from ..supervisor import control, homelock
 from .common import fail, home_option, settings_or_exit, store_or_exit
+from .filter import filter_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -222,6 +223,9 @@ def queue_delete(home, queue_id):
     if not QueueAdmin(store).delete(queue_id):
         fail(f"no queued message {queue_id}")
     click.echo(f"deleted {queue_id}")
+
+
+cli.add_command(filter_group)
 
 
 def main() -> None:
