@@ -109,6 +109,9 @@ def with_reference(v: Verdict, sid: str) -> Verdict:
 
 
 async def _one(check: MessageCheck, msg: Message, timeout: float) -> CheckResult | None | str:
+    own = getattr(check, "deadline", None)   # a check with its own time-out setting (clamd)
+    if own is not None:
+        timeout = max(timeout, own(msg.settings))
     try:
         return await asyncio.wait_for(check(msg), timeout)
     except asyncio.TimeoutError:

@@ -18,6 +18,7 @@ from ..dns import Resolver
 from ..ingest.recipients import Recipients
 from ..obs.log import Log
 from ..store.interfaces import Store
+from .antivirus import AttachmentScan, ClamdScan
 from .builtin import BuiltinRules
 from .checks import HopCount, MessageCheck
 from .dnsbl import DnsblCheck
@@ -83,6 +84,9 @@ def default_checks(ctx: CheckContext) -> list[MessageCheck]:
     # 6. the trainable score
     # (branch bayes: checks.append(...) here)
     #
-    # 7. the virus scan
-    # (branch av: checks.append(...) here)
+    # 7. the virus scan: clamd and the built-in attachment checks (kind "virus")
+    clamd = ClamdScan()
+    ctx.on_close(clamd.close)
+    checks.append(clamd)
+    checks.append(AttachmentScan())
     return checks

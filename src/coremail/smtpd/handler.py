@@ -185,9 +185,10 @@ class SmtpHandler:
         env = st.env
         assert env is not None
         decision = await self.pipeline.check_message(st.client, env, content, size)
-        v, qid = decision.verdict, ""
+        # A refused message has its queue id too: the log line of a virus or a
+        # spam refusal is found by it like any other.
+        v, qid = decision.verdict, new_qid()
         if v.ok:
-            qid = new_qid()
             trace = self.ingest.trace(
                 qid=qid, sender=env.sender_text, helo=st.client.helo, ip=session.ip,
                 tls=session.tls, auth=session.authenticated, esmtp=session.esmtp,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ...config import AntivirusSection
+from ...config import AntivirusSection, Settings
 from ..checks import CheckResult, Message, Score
 from ..verdict import Verdict
 from .attachments import Limits, scan_message
@@ -32,16 +32,20 @@ class ClamdScan:
     def __init__(self) -> None:
         self._clients: dict[tuple[str, int], Clamd] = {}
 
-    def deadline(self, av: AntivirusSection) -> float:
+    def deadline(self, settings: Settings) -> float:
         """How long decide must let this check run: its own time-out and a margin."""
-        return float(av.timeout) + 1.0
+        return float(settings.antivirus.timeout) + 1.0
+
+    def close(self) -> None:
+        for c in self._clients.values():
+            c.close()
+        self._clients = {}
 
     def client(self, av: AntivirusSection) -> Clamd:
         key = (av.clamd, av.connections)
         c = self._clients.get(key)
         if c is None:
-            for old in self._clients.values():
-                old.close()
+            self.close()
             self._clients = {key: (c := Clamd(av.clamd, av.connections))}
         return c
 
@@ -90,8 +94,7 @@ class AttachmentScan:
 
     async def __call__(self, msg: Message) -> CheckResult | None:
         av = msg.settings.antivirus
-        if av.attachments == "off" or b"\n\n" not in msg.content[:len(msg.header) + 2] \
-                and msg.size <= len(msg.header):
+        if av.attachments == "off" or msg.size <= len(msg.header) + 2:
             return None
         limits = Limits(av.max_depth, av.max_ratio, int(av.max_expanded))
         found = await msg.run(scan_message, msg.content, limits)
