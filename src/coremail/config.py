@@ -149,6 +149,14 @@ class PolicySection(Section):
     allow_plaintext_auth: bool = False  # POP3/IMAP logins without TLS from non-loopback clients
 
 
+class AuthenticationSection(Section):
+    dkim_sign: bool = True     # outbound mail from local domains is DKIM-signed
+    spf: bool = True           # inbound (port 25): SPF checked
+    dkim_verify: bool = True   # inbound: every DKIM signature verified
+    dmarc: bool = True         # inbound: the From domain's DMARC policy applied
+    srs: bool = True           # forwards to remote addresses get an SRS0 envelope sender
+
+
 class WorkersSection(Section):
     smtp: int = Field(2, ge=1, le=64)
     pop3: int = Field(2, ge=1, le=64)
@@ -177,6 +185,7 @@ class Settings(BaseSettings):
     delivery: DeliverySection = DeliverySection()
     limits: LimitsSection = LimitsSection()
     policy: PolicySection = PolicySection()
+    authentication: AuthenticationSection = AuthenticationSection()
     workers: WorkersSection = WorkersSection()
     storage: StorageSection = StorageSection()
     log: LogSection = LogSection()

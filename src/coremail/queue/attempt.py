@@ -14,6 +14,7 @@ from typing import Callable
 from ..config import Settings
 from ..ingest import Ingest, Job, new_qid
 from ..ingest.recipients import Recipients
+from ..mail.dkimsign import DkimSigner
 from ..obs.log import Log
 from ..smtpclient import session
 from ..smtpclient.pool import ConnectionCache
@@ -43,6 +44,7 @@ class Attempts:
     resolver: Callable[[], Router]
     share: Callable[[int], int]        # this process's part of a limit
     wake: Callable[[], None]           # look at the queue again (new entries)
+    signer: DkimSigner | None = None   # DKIM keys of the local domains
 
 
 # What a recipient gets whose attempt never started because the agent was
@@ -86,7 +88,7 @@ async def run(agent: Attempts, entry: QueueEntry) -> None:
         for a in pending:
             if _domain(a) not in local_domains:
                 groups["" if settings.delivery.relayhost else _domain(a)].append(a)
-        outbound = without_return_path(data) if groups else data
+        outbound = await _signed(agent, entry, without_return_path(data)) if groups else data
         jobs = [_send_group(agent, entry, key, addrs, outbound) for key, addrs in groups.items()]
         if local:
             jobs.append(_local(agent, entry, local, data, trace))
@@ -114,6 +116,19 @@ def without_return_path(data: bytes) -> bytes:
         if end != -1:
             return data[end + 2:]
     return data
+
+
+async def _signed(agent: Attempts, entry: QueueEntry, data: bytes) -> bytes:
+    """The copy that goes out, DKIM-signed when it is from a local domain
+    (authentication.dkim_sign). A broken key costs the signature, never the mail."""
+    if agent.signer is None or not agent.settings().authentication.dkim_sign:
+        return data
+    try:
+        return await asyncio.to_thread(agent.signer.sign, data, entry.sender,
+                                       agent.recipients.is_local_domain)
+    except Exception as e:  # noqa: BLE001 - any key or library fault: send unsigned
+        agent.log.error("queue.dkim_failed", qid=entry.id, error=f"{type(e).__name__}: {e}")
+        return data
 
 
 def _prepare(agent: Attempts, entry: QueueEntry, pending: list[str]) -> tuple[bytes, set]:

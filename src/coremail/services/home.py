@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..config import CONFIG_RELATIVE, build_settings
 from ..mail.address import AddressError, normalise_domain
+from ..mail.dkimkeys import ensure_keys
 from ..proto.tls import make_self_signed
 from ..store import open_store
 from .accounts import AccountError, Accounts, check_password
@@ -70,6 +71,16 @@ default_quota = "1G"      # for users added without --quota
 [policy]
 allow_sender_mismatch = false  # may an authenticated user send as another address? 553 5.7.1 if not
 allow_plaintext_auth = false   # POP3/IMAP password logins without TLS from other hosts
+
+[authentication]
+dkim_sign = true          # outbound mail from local domains is DKIM-signed (keys in conf/dkim/;
+                          # `coremail dns DOMAIN` prints the records to publish)
+spf = true                # inbound (port 25): the sender's SPF record is checked
+dkim_verify = true        # inbound: every DKIM signature is verified
+dmarc = true              # inbound: the From domain's DMARC policy is applied
+                          # (p=reject: 550 5.7.1; p=quarantine: Junk)
+srs = true                # forwards to remote addresses get an SRS0 envelope sender
+                          # (secret in conf/srs.secret), so they pass SPF there
 
 [workers]
 # worker processes per service (they share the ports)
@@ -136,6 +147,7 @@ def init_home(home: Path, domain: str, hostname: str | None = None,
         (home / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(home / "data", 0o700)
     make_self_signed(home / "conf" / "tls", hostname)
+    ensure_keys(home, domain)
     store = open_store(home, settings)
     try:
         store.migrate()
