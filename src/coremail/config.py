@@ -149,12 +149,27 @@ class PolicySection(Section):
     allow_plaintext_auth: bool = False  # POP3/IMAP logins without TLS from non-loopback clients
 
 
+<<<<<<< HEAD
 class AuthenticationSection(Section):
     dkim_sign: bool = True     # outbound mail from local domains is DKIM-signed
     spf: bool = True           # inbound (port 25): SPF checked
     dkim_verify: bool = True   # inbound: every DKIM signature verified
     dmarc: bool = True         # inbound: the From domain's DMARC policy applied
     srs: bool = True           # forwards to remote addresses get an SRS0 envelope sender
+=======
+class AntispamSection(Section):
+    """The spam checks (pipeline.registry builds them, pipeline.decide sums them)."""
+
+    enabled: bool = True
+    junk_score: float = Field(6.0, ge=0)       # at or above: the recipient's Junk folder
+    reject_score: float = Field(15.0, ge=0)    # at or above: 550 5.7.1 at the end of DATA
+    dnsbl: list[str] = []                      # DNSBL zones asked for the client's address
+    dnsbl_action: Literal["reject", "score"] = "reject"
+    fingerprint_threshold: int = Field(50, ge=0, le=10_000_000)   # 0: off
+    fingerprint_window: Duration = Duration("1h")
+    fingerprint_internal: bool = True          # count authenticated senders' mail too
+    bayes: bool = True                         # the trainable score
+>>>>>>> spam
 
 
 class WorkersSection(Section):
@@ -185,7 +200,11 @@ class Settings(BaseSettings):
     delivery: DeliverySection = DeliverySection()
     limits: LimitsSection = LimitsSection()
     policy: PolicySection = PolicySection()
+<<<<<<< HEAD
     authentication: AuthenticationSection = AuthenticationSection()
+=======
+    antispam: AntispamSection = AntispamSection()
+>>>>>>> spam
     workers: WorkersSection = WorkersSection()
     storage: StorageSection = StorageSection()
     log: LogSection = LogSection()
