@@ -149,14 +149,6 @@ class PolicySection(Section):
     allow_plaintext_auth: bool = False  # POP3/IMAP logins without TLS from non-loopback clients
 
 
-<<<<<<< HEAD
-class AuthenticationSection(Section):
-    dkim_sign: bool = True     # outbound mail from local domains is DKIM-signed
-    spf: bool = True           # inbound (port 25): SPF checked
-    dkim_verify: bool = True   # inbound: every DKIM signature verified
-    dmarc: bool = True         # inbound: the From domain's DMARC policy applied
-    srs: bool = True           # forwards to remote addresses get an SRS0 envelope sender
-=======
 class AntispamSection(Section):
     """The spam checks (pipeline.registry builds them, pipeline.decide sums them)."""
 
@@ -169,7 +161,14 @@ class AntispamSection(Section):
     fingerprint_window: Duration = Duration("1h")
     fingerprint_internal: bool = True          # count authenticated senders' mail too
     bayes: bool = True                         # the trainable score
->>>>>>> spam
+
+
+class AuthenticationSection(Section):
+    dkim_sign: bool = True     # outbound mail from local domains is DKIM-signed
+    spf: bool = True           # inbound (port 25): SPF checked
+    dkim_verify: bool = True   # inbound: every DKIM signature verified
+    dmarc: bool = True         # inbound: the From domain's DMARC policy applied
+    srs: bool = True           # forwards to remote addresses get an SRS0 envelope sender
 
 
 class WorkersSection(Section):
@@ -200,11 +199,8 @@ class Settings(BaseSettings):
     delivery: DeliverySection = DeliverySection()
     limits: LimitsSection = LimitsSection()
     policy: PolicySection = PolicySection()
-<<<<<<< HEAD
-    authentication: AuthenticationSection = AuthenticationSection()
-=======
     antispam: AntispamSection = AntispamSection()
->>>>>>> spam
+    authentication: AuthenticationSection = AuthenticationSection()
     workers: WorkersSection = WorkersSection()
     storage: StorageSection = StorageSection()
     log: LogSection = LogSection()
