@@ -42,6 +42,9 @@ class CheckResult:
     folders: dict[str, str] = field(default_factory=dict)   # recipient address -> folder
     allow: bool = False                                     # a "list" check: skip the spam checks
     allowed: set[str] = field(default_factory=set)          # recipients whose own rule allows it
+    # Header fields to take out of the stored copy, each exactly as it is in
+    # the message (name to last line ending): forged Authentication-Results.
+    drop: list[bytes] = field(default_factory=list)
 
 
 class Message:

@@ -17,6 +17,7 @@ from ..dns import Resolver
 from ..obs.log import Log
 from ..store.interfaces import Store
 from .checks import HopCount, MessageCheck
+from .senderauth import SenderAuth
 
 
 class CheckContext:
@@ -45,7 +46,7 @@ def default_checks(ctx: CheckContext) -> list[MessageCheck]:
     # 1. allow/block lists
     # 2. DNSBL
     # 3. SPF/DKIM/DMARC
-    # (branch auth: checks.append(...) here)
+    checks.append(SenderAuth(ctx.resolver))
     #
     # 4. rules
     # 5. the fingerprint counter
