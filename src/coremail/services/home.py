@@ -10,6 +10,7 @@ from pathlib import Path
 from ..config import CONFIG_RELATIVE, build_settings
 from ..mail.address import AddressError, normalise_domain
 from ..mail.dkimkeys import ensure_keys
+from ..mail.srs import ensure_secret
 from ..proto.tls import make_self_signed
 from ..store import open_store
 from .accounts import AccountError, Accounts, check_password
@@ -162,6 +163,7 @@ def init_home(home: Path, domain: str, hostname: str | None = None,
     os.chmod(home / "data", 0o700)
     make_self_signed(home / "conf" / "tls", hostname)
     ensure_keys(home, domain)
+    ensure_secret(home)
     store = open_store(home, settings)
     try:
         store.migrate()
