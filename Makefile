@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOME_DIR ?= var
 DOMAIN ?= example.test
 # Debian packages the tests use as real peers and clients.
-TEST_DEBS := swaks postfix fetchmail isync curl postgresql chromium fonts-noto-cjk clamav clamav-daemon clamav-milter
+TEST_DEBS := swaks postfix fetchmail isync curl postgresql chromium fonts-noto-cjk clamav clamav-daemon clamav-milter opendkim opendkim-tools postsrsd
 
 # Dovecot's imaptest, built once from ../shared/imaptest (its build.sh installs dovecot-dev
 # and dovecot-imapd with apt-get when missing); bench/imaptest and the compliance run use it.

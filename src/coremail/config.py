@@ -173,6 +173,12 @@ class AntivirusSection(Section):
     max_depth: int = Field(3, ge=0, le=20)            # archives inside archives
     max_ratio: int = Field(100, ge=2, le=100000)      # expanded / compressed, per member
     max_expanded: Size = Size("100M")                 # unpacked bytes per message
+class AuthenticationSection(Section):
+    dkim_sign: bool = True     # outbound mail from local domains is DKIM-signed
+    spf: bool = True           # inbound (port 25): SPF checked
+    dkim_verify: bool = True   # inbound: every DKIM signature verified
+    dmarc: bool = True         # inbound: the From domain's DMARC policy applied
+    srs: bool = True           # forwards to remote addresses get an SRS0 envelope sender
 
 
 class WorkersSection(Section):
@@ -205,6 +211,7 @@ class Settings(BaseSettings):
     policy: PolicySection = PolicySection()
     antispam: AntispamSection = AntispamSection()
     antivirus: AntivirusSection = AntivirusSection()
+    authentication: AuthenticationSection = AuthenticationSection()
     workers: WorkersSection = WorkersSection()
     storage: StorageSection = StorageSection()
     log: LogSection = LogSection()

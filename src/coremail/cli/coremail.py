@@ -7,7 +7,9 @@ import click
 
 from ..app import available_services
 from ..config import ConfigError
-from ..services.accounts import AccountError
+from ..mail.dkimkeys import DkimKeyError, create_keys, remove_key
+from ..services import dnsrecords
+from ..services.accounts import AccountError, Accounts
 from ..services.home import HomeExists, init_home
 from ..services.queue import QueueAdmin
 from ..services.settings import get_value, set_value
@@ -226,6 +228,40 @@ def queue_delete(home, queue_id):
 
 
 cli.add_command(filter_group)
+@cli.command("dns")
+@click.argument("domain")
+@click.option("--ip", default=None, metavar="ADDRESS",
+              help="This server's public address (default: listen.address when it names one).")
+@click.option("--rotate", is_flag=True,
+              help="Make a new DKIM key pair under new selectors; the old ones stay published.")
+@click.option("--remove", "remove", default=None, metavar="SELECTOR",
+              help="Delete a retired DKIM key (after its record may be withdrawn).")
+@home_option
+def dns_records(home, domain, ip, rotate, remove):
+    """The DNS records to publish for DOMAIN: MX, SPF, DKIM, DMARC, PTR."""
+    settings, store = store_or_exit(home)
+    try:
+        domains = Accounts(store, settings.server.domain, 0).list_domains()
+    finally:
+        store.close()
+    name = domain.strip().lower().rstrip(".")
+    if name not in domains:
+        fail(f"{name} is not a local domain (userutil domain add {name})", 2)
+    try:
+        if rotate:
+            new = create_keys(home, name)
+            click.echo("; new DKIM selectors " + ", ".join(k.selector for k in new)
+                       + " sign from now on; publish them now")
+        if remove:
+            remove_key(home, name, remove)
+            click.echo(f"; removed DKIM selector {remove}: withdraw its record")
+        address = dnsrecords.server_address(settings, ip)
+        if ip and address is None:
+            fail(f"--ip {ip}: not an IP address", 2)
+        click.echo(dnsrecords.render(dnsrecords.records(home, settings, name, address),
+                                     address), nl=False)
+    except DkimKeyError as e:
+        fail(str(e))
 
 
 def main() -> None:

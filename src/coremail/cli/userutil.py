@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..mail.dkimkeys import ensure_keys
 from ..services.accounts import AccountError, Accounts
 from .common import fail, home_option, resolve_home, store_or_exit
 
@@ -141,7 +142,9 @@ def domain():
 def domain_add(home, name):
     a = _accounts(home)
     d = _run(lambda: a.add_domain(name))
-    click.echo(f"added domain {d.name}")
+    keys = ensure_keys(home, d.name)
+    click.echo(f"added domain {d.name} (DKIM selectors {', '.join(k.selector for k in keys)}; "
+               f"`coremail dns {d.name}` prints the records to publish)")
 
 
 @domain.command("del")

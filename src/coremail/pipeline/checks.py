@@ -43,6 +43,9 @@ class CheckResult:
     allow: bool = False                                     # a "list" check: skip the spam checks
     allowed: set[str] = field(default_factory=set)          # recipients whose own rule allows it
     points_for: dict[str, float] = field(default_factory=dict)  # recipient's own rules' points
+    # Header fields to take out of the stored copy, each exactly as it is in
+    # the message (name to last line ending): forged Authentication-Results.
+    drop: list[bytes] = field(default_factory=list)
 
 
 class Message:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..ingest import Job, LocalCopy
+from ..mail.headers import header_end
 from ..obs.log import Log
 from .checks import CheckResult, Message, MessageCheck, Score
 from .envelope import Envelope
@@ -51,6 +52,7 @@ class Decision:
     ran: list[Ran] = field(default_factory=list)
     allowed: bool = False                              # an allow rule skipped the spam checks
     required: float = 0.0                              # antispam.junk_score when it was made
+    drop: list[bytes] = field(default_factory=list)    # header fields the checks take out
 
     @property
     def score(self) -> float:
@@ -85,9 +87,21 @@ class Decision:
             for a in r.remote:
                 if a not in job.remote:
                     job.remote.append(a)
+        content = without_fields(content, self.drop)
         added = "".join(f"{k}: {v}\r\n" for k, v in self.headers).encode("utf-8")
         job.parts = [trace + added, content] if added else [trace, content]
         return job
+
+
+def without_fields(content: bytes, drop: Sequence[bytes]) -> bytes:
+    """``content`` without the given header fields (each once, header section only)."""
+    if not drop:
+        return content
+    end = header_end(content) or 0
+    header = content[:end]
+    for f in drop:
+        header = header.replace(f, b"", 1)
+    return header + content[end:]
 
 
 def kind_of(check: MessageCheck) -> str:
@@ -158,6 +172,11 @@ async def decide(checks: Sequence[MessageCheck], msg: Message, *, timeout: float
             continue
         ran.result = r
         if r is None:
+            continue
+        d.drop.extend(r.drop)
+        if ran.kind == "auth" and d.allowed:
+            # An allow rule trusts the sender: the results are shown, not acted on.
+            d.headers.extend(r.headers)
             continue
         d.scores.extend(r.scores)
         d.headers.extend(r.headers)

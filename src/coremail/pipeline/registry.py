@@ -25,6 +25,7 @@ from .dnsbl import DnsblCheck
 from .fingerprint import FingerprintCheck
 from .lists import ListCheck
 from .rulebook import RuleBook
+from .senderauth import SenderAuth
 
 
 class CheckContext:
@@ -75,7 +76,7 @@ def default_checks(ctx: CheckContext) -> list[MessageCheck]:
     checks.append(ListCheck(ctx.rules, ctx.executor))        # 1. allow/block lists, rules
     checks.append(DnsblCheck(ctx))                           # 2. DNSBL
     # 3. SPF/DKIM/DMARC
-    # (branch auth: checks.append(...) here)
+    checks.append(SenderAuth(ctx.resolver))
     #
     checks.append(BuiltinRules(ctx))                         # 4. built-in rules
     fingerprint = FingerprintCheck(ctx.store, ctx.executor)  # 5. the fingerprint counter

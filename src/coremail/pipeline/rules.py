@@ -18,6 +18,7 @@ from ..config import Settings
 from ..ingest.recipients import Expansion, Recipients, TtlCache
 from ..mail.address import Address, AddressError, parse_address
 from ..mail.headers import header_section
+from ..mail.srs import Srs, SrsForged, is_srs
 from ..obs.log import Log
 from ..store.interfaces import Store
 from .checks import Message, MessageCheck
@@ -74,9 +75,11 @@ class ExpansionCache(TtlCache[Expansion]):
 class Pipeline:
     def __init__(self, store: Store, settings: Callable[[], Settings],
                  checks: Sequence[MessageCheck] | None = None, *,
-                 executor: Executor | None = None, log: Log | None = None):
+                 executor: Executor | None = None, log: Log | None = None,
+                 srs: Srs | None = None):
         self.store = store
         self.settings = settings
+        self.srs = srs   # bounces to the SRS senders of our forwards
         self.recipients = Recipients(store)
         self.expansions = ExpansionCache()
         self.executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="policy")
@@ -213,6 +216,11 @@ class Pipeline:
                  else self.recipients.domains.cached(addr.domain))
         if local is None:
             return None
+        if local and self.srs is not None and is_srs(addr.local):
+            back = self._srs_back(mailbox, addr, store_ok)
+            if back is None or isinstance(back[0], Verdict):
+                return back
+            mailbox, addr, local = back
         if not local:
             if not client.authenticated:
                 return RELAY_DENIED, None
@@ -238,6 +246,24 @@ class Pipeline:
         return ok(f"recipient <{addr}> ok", "2.1.5"), Recipient(
             mailbox, addr, users=[u for u in exp.users if u.id not in full],
             remote=list(exp.remote))
+
+    def _srs_back(self, mailbox: str, addr: Address, store_ok: bool):
+        """An SRS address of ours (a bounce of a forward): the verdict for it,
+        or (mailbox, address, is-local) of the original sender to go on with."""
+        assert self.srs is not None
+        try:
+            original = parse_address(self.srs.reverse(str(addr)))
+        except (SrsForged, AddressError):
+            return Verdict(550, "5.7.1", f"<{addr}> is not a valid return address of this "
+                           "server: its SRS signature does not match or has expired"), None
+        local = (self.recipients.is_local_domain(original.domain) if store_ok
+                 else self.recipients.domains.cached(original.domain))
+        if local is None:
+            return None
+        if not local:
+            return ok(f"recipient <{addr}> ok (back to the original sender)", "2.1.5"), \
+                Recipient(mailbox, addr, remote=[str(original)])
+        return str(original), original, True
 
     def harvest(self, unknown: int, known_harvester: bool) -> tuple[float, Verdict | None]:
         """After the `unknown`-th refused recipient (550 5.1.1) of a session:

@@ -14,6 +14,8 @@ from typing import Callable
 from ..config import Settings
 from ..ingest import Ingest, Job, new_qid
 from ..ingest.recipients import Recipients
+from ..mail.dkimsign import DkimSigner
+from ..mail.srs import Srs
 from ..obs.log import Log
 from ..smtpclient import session
 from ..smtpclient.pool import ConnectionCache
@@ -43,6 +45,8 @@ class Attempts:
     resolver: Callable[[], Router]
     share: Callable[[int], int]        # this process's part of a limit
     wake: Callable[[], None]           # look at the queue again (new entries)
+    signer: DkimSigner | None = None   # DKIM keys of the local domains
+    srs: Srs | None = None             # envelope senders of forwards (authentication.srs)
 
 
 # What a recipient gets whose attempt never started because the agent was
@@ -86,8 +90,11 @@ async def run(agent: Attempts, entry: QueueEntry) -> None:
         for a in pending:
             if _domain(a) not in local_domains:
                 groups["" if settings.delivery.relayhost else _domain(a)].append(a)
-        outbound = without_return_path(data) if groups else data
-        jobs = [_send_group(agent, entry, key, addrs, outbound) for key, addrs in groups.items()]
+        sender = _envelope_sender(agent, entry, local_domains) if groups else entry.sender
+        outbound = (await _signed(agent, entry, without_return_path(data), sender) if groups
+                    else data)
+        jobs = [_send_group(agent, entry, key, addrs, outbound, sender)
+                for key, addrs in groups.items()]
         if local:
             jobs.append(_local(agent, entry, local, data, trace))
         for got in await asyncio.gather(*jobs):
@@ -116,9 +123,41 @@ def without_return_path(data: bytes) -> bytes:
     return data
 
 
+async def _signed(agent: Attempts, entry: QueueEntry, data: bytes, sender: str) -> bytes:
+    """The copy that goes out, DKIM-signed when it is from a local domain
+    (authentication.dkim_sign). A broken key costs the signature, never the mail."""
+    if agent.signer is None or not agent.settings().authentication.dkim_sign:
+        return data
+    try:
+        return await asyncio.to_thread(agent.signer.sign, data, sender,
+                                       agent.recipients.is_local_domain)
+    except Exception as e:  # noqa: BLE001 - any key or library fault: send unsigned
+        agent.log.error("queue.dkim_failed", qid=entry.id, error=f"{type(e).__name__}: {e}")
+        return data
+
+
+def _envelope_sender(agent: Attempts, entry: QueueEntry, local_domains: set[str]) -> str:
+    """MAIL FROM for the remote copies. A sender of another domain means a
+    forward (nothing else relays it): SRS-rewritten under the primary domain,
+    so SPF passes at the destination and a bounce finds its way back."""
+    s = agent.settings()
+    sender = entry.sender
+    if (not sender or agent.srs is None or not s.authentication.srs
+            or _domain(sender) in local_domains):
+        return sender
+    try:
+        return agent.srs.forward(sender, s.server.domain)
+    except Exception as e:  # noqa: BLE001 - an unusable sender or secret: send it unchanged
+        agent.log.error("queue.srs_failed", qid=entry.id, sender=sender, error=str(e))
+        return sender
+
+
 def _prepare(agent: Attempts, entry: QueueEntry, pending: list[str]) -> tuple[bytes, set]:
     data = agent.store.blobs.read(entry.blob_id)
-    return data, {d for d in {_domain(a) for a in pending} if agent.recipients.is_local_domain(d)}
+    domains = {_domain(a) for a in pending}
+    if entry.sender:
+        domains.add(_domain(entry.sender))
+    return data, {d for d in domains if agent.recipients.is_local_domain(d)}
 
 
 async def _local(agent: Attempts, entry: QueueEntry, local: list[str], data: bytes, trace):
@@ -138,7 +177,7 @@ async def _local(agent: Attempts, entry: QueueEntry, local: list[str], data: byt
 
 
 async def _send_group(agent: Attempts, entry: QueueEntry, key: str, addrs: list[str],
-                      data: bytes) -> tuple[dict[str, Result], dict]:
+                      data: bytes, sender: str) -> tuple[dict[str, Result], dict]:
     d = agent.settings().delivery
     domain = _domain(addrs[0])
     try:
@@ -150,13 +189,14 @@ async def _send_group(agent: Attempts, entry: QueueEntry, key: str, addrs: list[
         return {a: r for a in addrs}, {}
     limit_key = key or f"relay:{d.relayhost}"
     try:
-        return await _send_in_slot(agent, entry, limit_key, route, addrs, data)
+        return await _send_in_slot(agent, entry, limit_key, route, addrs, data, sender)
     except SlotRefused:
         return {a: NOT_TRIED for a in addrs}, {}
 
 
 async def _send_in_slot(agent: Attempts, entry: QueueEntry, limit_key: str, route,
-                        addrs: list[str], data: bytes) -> tuple[dict[str, Result], dict]:
+                        addrs: list[str], data: bytes, sender: str
+                        ) -> tuple[dict[str, Result], dict]:
     d = agent.settings().delivery
     async with agent.limiter.slot(limit_key, lambda: agent.share(d.concurrency),
                                   lambda: agent.share(d.per_domain_concurrency)):
@@ -170,7 +210,7 @@ async def _send_in_slot(agent: Attempts, entry: QueueEntry, limit_key: str, rout
 
             try:
                 got = await session.send(
-                    target, helo=agent.settings().server.hostname, sender=entry.sender,
+                    target, helo=agent.settings().server.hostname, sender=sender,
                     recipients=addrs, data=data, connect_timeout=float(d.connect_timeout),
                     command_timeout=float(d.command_timeout), on_accepted=note,
                     cache=agent.connections)

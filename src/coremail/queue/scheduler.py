@@ -22,6 +22,8 @@ from .. import dns
 from ..smtpclient.routing import Router
 from ..store.interfaces import QueueEntry
 from ..ingest.recipients import Recipients
+from ..mail.dkimsign import DkimSigner
+from ..mail.srs import Srs
 from . import attempt
 from .attempt import Attempts
 from .commit import DoneBatcher
@@ -105,7 +107,8 @@ class DeliverAgent:
             store=self.store, settings=lambda: ctx.settings, log=self.log, ingest=ctx.ingest,
             recipients=self.recipients, journal=self.journal, finished=self.finished,
             limiter=self.limiter, connections=self.connections, resolver=self.resolver,
-            share=self.share, wake=self.wake)
+            share=self.share, wake=self.wake, signer=DkimSigner(ctx.home),
+            srs=Srs(ctx.home))
         self.finished.start()
         self._tasks = [asyncio.create_task(self._run(), name="queue-scheduler"),
                        asyncio.create_task(self._renew(), name="queue-leases")]

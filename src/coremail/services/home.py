@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ..config import CONFIG_RELATIVE, build_settings
 from ..mail.address import AddressError, normalise_domain
+from ..mail.dkimkeys import ensure_keys
+from ..mail.srs import ensure_secret
 from ..proto.tls import make_self_signed
 from ..store import open_store
 from .accounts import AccountError, Accounts, check_password
@@ -100,6 +102,15 @@ attachments = "reject"    # dangerous attachments: "reject" (554 5.7.1), "score"
 # max_depth = 3           # archives inside archives looked into
 # max_ratio = 100         # an archive member expanding more than this: an archive bomb
 # max_expanded = "100M"   # unpacked bytes per message, then: an archive bomb
+[authentication]
+dkim_sign = true          # outbound mail from local domains is DKIM-signed (keys in conf/dkim/;
+                          # `coremail dns DOMAIN` prints the records to publish)
+spf = true                # inbound (port 25): the sender's SPF record is checked
+dkim_verify = true        # inbound: every DKIM signature is verified
+dmarc = true              # inbound: the From domain's DMARC policy is applied
+                          # (p=reject: 550 5.7.1; p=quarantine: Junk)
+srs = true                # forwards to remote addresses get an SRS0 envelope sender
+                          # (secret in conf/srs.secret), so they pass SPF there
 
 [workers]
 # worker processes per service (they share the ports)
@@ -166,6 +177,8 @@ def init_home(home: Path, domain: str, hostname: str | None = None,
         (home / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(home / "data", 0o700)
     make_self_signed(home / "conf" / "tls", hostname)
+    ensure_keys(home, domain)
+    ensure_secret(home)
     store = open_store(home, settings)
     try:
         store.migrate()

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from ..config import Settings
 from ..ingest import Ingest, new_qid
+from ..mail.srs import Srs
 from ..obs.log import Log
 from ..pipeline.decide import Decision
 from ..pipeline.envelope import Client, Envelope
@@ -39,14 +40,15 @@ class SessionState:
 
 class SmtpHandler:
     def __init__(self, *, store: Any, settings: Callable[[], Settings], log: Log,
-                 tls: Any, ingest: Ingest, tracker: Any, auth: Authenticator):
+                 tls: Any, ingest: Ingest, tracker: Any, auth: Authenticator,
+                 srs: Srs | None = None):
         self.store = store
         self.settings = settings
         self.log = log
         self.tls = tls
         self.ingest = ingest
         self.tracker = tracker
-        self.pipeline = Pipeline(store, settings, log=log)
+        self.pipeline = Pipeline(store, settings, log=log, srs=srs)
         self.auth = auth   # throttle shared by the workers, login cache
 
     @property

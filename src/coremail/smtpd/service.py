@@ -13,6 +13,7 @@ import os
 import socket
 from typing import Any
 
+from ..mail.srs import Srs
 from ..proto.listen import ListenerSpec, SessionTracker, peer_address
 from ..services.login import Authenticator, FailureThrottle, LoginCache
 from .engine import Session, SmtpProtocol
@@ -50,7 +51,8 @@ class SmtpService:
                                         key=ctx.login_key),
                              queue=lambda: ctx.settings.limits.auth_queue)
         self.handler = SmtpHandler(store=ctx.store, settings=lambda: ctx.settings, log=ctx.log,
-                                   tls=tls, ingest=ctx.ingest, tracker=self.tracker, auth=auth)
+                                   tls=tls, ingest=ctx.ingest, tracker=self.tracker, auth=auth,
+                                   srs=Srs(ctx.home))
         for name, sock in sockets.items():
             implicit = name == "smtps"
             server = await loop.create_server(
