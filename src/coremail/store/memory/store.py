@@ -26,12 +26,13 @@ from typing import Sequence
 from ..blobs import BlobStore
 from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, Folder, Forward, NotFound,
                           StoreError, User)
+from .bayes import MemoryBayes
 from .messages import MemoryMessages, _Folder, _Msg
 from .queue import MemoryQueue, _Entry
 from .views import MemoryViews
 
 
-class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews):
+class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryBayes):
     """Blobs are real files (callers open `blobs.path(id)`): under blob_root,
     or a temp directory of our own that close() removes."""
 
@@ -56,6 +57,9 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews):
         self._queue: dict[str, _Entry] = {}
         self._removed: list[tuple[str, int, int, float]] = []
         self._views: dict[str, tuple[dict[int, int], float]] = {}
+        self._bayes_tokens: dict[int, dict[int, list[int]]] = {}
+        self._bayes_totals: dict[int, list[int]] = {}
+        self._bayes_learnt: dict[int, dict[str, tuple[bool, float]]] = {}
 
     def migrate(self) -> None:
         """Nothing to migrate: there is no schema."""
@@ -153,6 +157,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews):
             self._forwards.pop(u.id, None)
             for key in [k for k in self._settings if k[0] == address]:
                 del self._settings[key]
+            self._bayes_drop(u.id)
             del self._users[u.id]
 
     def _charge(self, user_id: int, size: int, count: int, check: bool) -> bool:
