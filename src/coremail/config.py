@@ -149,6 +149,20 @@ class PolicySection(Section):
     allow_plaintext_auth: bool = False  # POP3/IMAP logins without TLS from non-loopback clients
 
 
+class AntispamSection(Section):
+    """The spam checks (pipeline.registry builds them, pipeline.decide sums them)."""
+
+    enabled: bool = True
+    junk_score: float = Field(6.0, ge=0)       # at or above: the recipient's Junk folder
+    reject_score: float = Field(15.0, ge=0)    # at or above: 550 5.7.1 at the end of DATA
+    dnsbl: list[str] = []                      # DNSBL zones asked for the client's address
+    dnsbl_action: Literal["reject", "score"] = "reject"
+    fingerprint_threshold: int = Field(50, ge=0, le=10_000_000)   # 0: off
+    fingerprint_window: Duration = Duration("1h")
+    fingerprint_internal: bool = True          # count authenticated senders' mail too
+    bayes: bool = True                         # the trainable score
+
+
 class WorkersSection(Section):
     smtp: int = Field(2, ge=1, le=64)
     pop3: int = Field(2, ge=1, le=64)
@@ -177,6 +191,7 @@ class Settings(BaseSettings):
     delivery: DeliverySection = DeliverySection()
     limits: LimitsSection = LimitsSection()
     policy: PolicySection = PolicySection()
+    antispam: AntispamSection = AntispamSection()
     workers: WorkersSection = WorkersSection()
     storage: StorageSection = StorageSection()
     log: LogSection = LogSection()

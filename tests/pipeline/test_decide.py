@@ -40,7 +40,8 @@ async def test_results_are_summed_and_broken_checks_named():
     broken = Check("broken", boom=True)
     d = await decide([a, b, slow, broken], msg(), timeout=0.3)
     assert d.verdict.ok and d.score == 1.5
-    assert d.headers == [("X-Spam-Score", "2.5")] and d.folders == {"amy@x.test": "Junk"}
+    assert d.headers == [("X-Spam-Status", "No, score=1.5 required=6.0 tests=A,B"),
+                         ("X-Spam-Score", "2.5")] and d.folders == {"amy@x.test": "Junk"}
     assert [s.split(":")[0] for s in d.skipped] == ["slow", "broken"]
     assert abs(a.started - slow.started) < 0.05      # they ran at once
 
@@ -58,3 +59,66 @@ def test_the_message_is_parsed_once_for_every_check():
     m = msg()
     assert m.get("x-long") == "a b" and m.decoded("Subject") == "你好"
     assert m.fields is m.fields and m.decoded("missing") == ""
+
+
+def _msg_to(*rcpts: str, **antispam) -> Message:
+    from coremail.mail.address import parse_address
+    from coremail.pipeline.envelope import Recipient
+    env = Envelope(recipients=[Recipient(r, parse_address(r)) for r in rcpts])
+    return Message(Client("192.0.2.1", sid="S1D"), env, RAW, RAW[:RAW.index(b"\r\n\r\n") + 2],
+                   build_settings({"antispam": antispam} if antispam else {}))
+
+
+class Kind(Check):
+    def __init__(self, name, kind, result=None):
+        super().__init__(name, result)
+        self.kind = kind
+
+
+def _scored(name, points):
+    return Kind(name.lower(), "spam", CheckResult(scores=[Score(name, points, "words")]))
+
+
+async def test_the_reject_score_refuses_with_score_limit_and_reference():
+    d = await decide([_scored("KEYWORD_A", 10.0), _scored("DNSBL_B", 7.2)], _msg_to("a@x.test"),
+                     timeout=1)
+    assert (d.verdict.code, d.verdict.enhanced) == (550, "5.7.1")
+    assert "spam score 17.2 (limit 15.0)" in d.verdict.text and "S1D" in d.verdict.text
+
+
+async def test_the_junk_score_sends_copies_to_junk_and_says_yes():
+    d = await decide([_scored("KEYWORD_A", 4.0), _scored("HEADER_B", 2.0)],
+                     _msg_to("a@x.test", "b@x.test"), timeout=1)
+    assert d.verdict.ok and d.folders == {"a@x.test": "Junk", "b@x.test": "Junk"}
+    assert d.headers[0] == ("X-Spam-Status", "Yes, score=6.0 required=6.0 tests=KEYWORD_A,HEADER_B")
+    d = await decide([_scored("KEYWORD_A", 5.9)], _msg_to("a@x.test"), timeout=1)
+    assert d.folders == {} and d.headers[0][1].startswith("No, score=5.9 required=6.0")
+
+
+async def test_an_allow_skips_the_spam_checks_but_never_the_virus_scan():
+    allow = Kind("lists", "list", CheckResult(scores=[Score("ALLOW_SENDER", 0.0, "allowed")],
+                                              allow=True))
+    spam = _scored("KEYWORD_A", 50.0)
+    virus = Kind("virus", "virus", CheckResult(Verdict(554, "5.7.1", "virus found: EICAR")))
+    d = await decide([allow, spam, virus], _msg_to("a@x.test"), timeout=1)
+    assert spam.started is None and virus.started is not None
+    assert d.verdict.code == 554 and "virus found: EICAR" in d.verdict.text
+    d = await decide([allow, spam], _msg_to("a@x.test"), timeout=1)
+    assert d.verdict.ok and d.allowed and not d.spam
+    assert [(r.name, r.skipped) for r in d.ran] == [("lists", ""),
+                                                    ("keyword_a", "an allow rule matched")]
+
+
+async def test_a_recipients_own_allow_keeps_its_copy_out_of_junk():
+    lists = Kind("lists", "list", CheckResult(allowed={"b@x.test"}))
+    d = await decide([lists, _scored("KEYWORD_A", 8.0)], _msg_to("a@x.test", "b@x.test"),
+                     timeout=1)
+    assert d.folders == {"a@x.test": "Junk"}
+
+
+async def test_antispam_off_runs_only_policy_and_virus_checks():
+    spam, lists = _scored("KEYWORD_A", 50.0), Kind("lists", "list", CheckResult())
+    virus = Kind("virus", "virus", None)
+    d = await decide([lists, spam, virus], _msg_to("a@x.test", enabled=False), timeout=1)
+    assert d.verdict.ok and spam.started is None and lists.started is None
+    assert virus.started is not None and d.headers == []

@@ -2,6 +2,12 @@
 once, in `Message`) that may wait on the network within its time-out and
 returns a `CheckResult`: a verdict, named scores with words, headers to add
 and a folder per recipient. Checks never reply to anyone; `decide` sums them.
+
+A check's `kind` says what an allow rule may skip: "spam" checks are skipped
+for allow-listed mail and when `antispam.enabled` is off; "list" checks (the
+allow/block lists) run first, before the others; "virus" and "policy" checks
+(the virus scan, the hop count) always run. The list of checks and their
+order is `pipeline.registry.default_checks`.
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from typing import Any, Callable, Protocol
 
 from ..config import Settings
 from ..mail.headers import MAX_HOPS, hops
+from ..mail.text import MessageText, extract
 from .envelope import Client, Envelope
 from .verdict import Verdict
 
@@ -33,15 +40,21 @@ class CheckResult:
     scores: list[Score] = field(default_factory=list)
     headers: list[tuple[str, str]] = field(default_factory=list)  # to add on top
     folders: dict[str, str] = field(default_factory=dict)   # recipient address -> folder
+    allow: bool = False                                     # a "list" check: skip the spam checks
+    allowed: set[str] = field(default_factory=set)          # recipients whose own rule allows it
 
 
 class Message:
     """The message as the checks see it: the raw bytes, the header section,
     and the header fields parsed once on first use. `run` puts blocking work
-    (a big parse, a file scan) on the pipeline's threads."""
+    (a big parse, a file scan) on the pipeline's threads. `text()` is the
+    decoded text (mail.text.extract), made once on a thread and shared by
+    every check that asks. `dry_run` (coremail filter test): checks must
+    change nothing (no counters, no hit counts)."""
 
     def __init__(self, client: Client, env: Envelope, content: bytes, header: bytes,
-                 settings: Settings, executor: Executor | None = None):
+                 settings: Settings, executor: Executor | None = None, *,
+                 dry_run: bool = False):
         self.client = client
         self.env = env
         self.content = content
@@ -50,6 +63,15 @@ class Message:
         self.settings = settings
         self._executor = executor
         self._fields: list[tuple[str, str]] | None = None
+        self._text: asyncio.Future[MessageText] | None = None
+        self.dry_run = dry_run
+
+    async def text(self) -> MessageText:
+        """The decoded headers and text parts, parsed on first use only."""
+        if self._text is None:
+            self._text = asyncio.ensure_future(self.run(extract, self.content))
+        # shielded: a check timed out while waiting must not cancel the others' parse
+        return await asyncio.shield(self._text)
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -86,6 +108,7 @@ class Message:
 
 class MessageCheck(Protocol):
     name: str
+    kind: str     # "list", "spam", "virus" or "policy" (see the module docstring)
 
     async def __call__(self, msg: Message) -> CheckResult | None: ...
 
@@ -94,6 +117,7 @@ class HopCount:
     """A message that has passed through too many servers is in a loop."""
 
     name = "hops"
+    kind = "policy"
 
     async def __call__(self, msg: Message) -> CheckResult | None:
         n = hops(msg.header)

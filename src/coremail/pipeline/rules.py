@@ -20,8 +20,9 @@ from ..mail.address import Address, AddressError, parse_address
 from ..mail.headers import header_section
 from ..obs.log import Log
 from ..store.interfaces import Store
-from .checks import HopCount, Message, MessageCheck
+from .checks import Message, MessageCheck
 from .decide import Decision, decide
+from .registry import CheckContext, default_checks
 from .envelope import Client, Envelope, Recipient
 from .verdict import AUTH_REQUIRED, RELAY_DENIED, TOO_MANY_RECIPIENTS, Verdict, ok
 
@@ -77,9 +78,11 @@ class Pipeline:
         self.settings = settings
         self.recipients = Recipients(store)
         self.expansions = ExpansionCache()
-        self.checks: list[MessageCheck] = list(checks) if checks is not None else [HopCount()]
         self.executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="policy")
         self.log = log
+        self.context = CheckContext(store, settings, executor=self.executor, log=log)
+        self.checks: list[MessageCheck] = (list(checks) if checks is not None
+                                           else default_checks(self.context))
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -242,8 +245,9 @@ class Pipeline:
 
     # --------------------------------------------------------------- message
     async def check_message(self, client: Client, env: Envelope, content: bytes,
-                            size: int) -> Decision:
-        """The verdict on a whole message: limits first, then every check."""
+                            size: int, *, dry_run: bool = False) -> Decision:
+        """The verdict on a whole message: limits first, then every check
+        (dry_run: `coremail filter test`, which must change nothing)."""
         s = self.settings()
         limit = int(s.limits.max_message_size)
         if size > limit:
@@ -253,7 +257,7 @@ class Pipeline:
             return Decision(Verdict(552, "5.3.4", "the message header is larger than "
                                     f"{_size_words(int(s.limits.max_header_size))}; this "
                                     "server refuses it"))
-        msg = Message(client, env, content, header, s, self.executor)
+        msg = Message(client, env, content, header, s, self.executor, dry_run=dry_run)
         return await decide(self.checks, msg, timeout=CHECK_TIMEOUT, log=self.log)
 
     def close(self) -> None:

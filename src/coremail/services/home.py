@@ -71,6 +71,20 @@ default_quota = "1G"      # for users added without --quota
 allow_sender_mismatch = false  # may an authenticated user send as another address? 553 5.7.1 if not
 allow_plaintext_auth = false   # POP3/IMAP password logins without TLS from other hosts
 
+[antispam]
+# Every message SMTP takes passes the checks in this order: allow/block lists
+# (`coremail filter`), DNSBL, SPF/DKIM/DMARC, rules, the fingerprint counter,
+# the trainable score, the virus scan. Their scores are summed.
+enabled = true
+junk_score = 6.0          # at or above: delivered to the recipient's Junk folder
+reject_score = 15.0       # at or above: refused at the end of DATA (550 5.7.1)
+dnsbl = []                # DNSBL zones for the client IP, e.g. ["zen.spamhaus.org"]
+dnsbl_action = "reject"   # "reject" (554 5.7.1 naming the zone) or "score"
+fingerprint_threshold = 50  # more similar messages than this inside the window: refused (0: off)
+fingerprint_window = "1h"
+fingerprint_internal = true # count authenticated senders' mail too (a hijacked account)
+bayes = true              # the trainable score
+
 [workers]
 # worker processes per service (they share the ports)
 smtp = 2

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from ..config import Settings
 from ..ingest import Ingest, new_qid
 from ..obs.log import Log
+from ..pipeline.decide import Decision
 from ..pipeline.envelope import Client, Envelope
 from ..pipeline.rules import Pipeline
 from ..pipeline.verdict import Verdict, stored_verdict
@@ -193,7 +194,7 @@ class SmtpHandler:
                 smtputf8=env.smtputf8, recipients=[str(r.address) for r in env.recipients])
             job = decision.job(env, qid=qid, trace=trace, content=content)
             v = stored_verdict(await self.ingest.submit(job))
-        self._log_transaction(session, st, env, v, qid, size, decision.score)
+        self._log_transaction(session, st, env, v, qid, size, decision)
         st.env = None
         st.messages += 1
         return v
@@ -206,7 +207,10 @@ class SmtpHandler:
             st.env = None
 
     def _log_transaction(self, session: Session, st: SessionState, env: Envelope,
-                         v: Verdict | None, qid: str, size: int, score: float = 0.0) -> None:
+                         v: Verdict | None, qid: str, size: int,
+                         decision: Decision | None = None) -> None:
+        """One line per transaction; `checks` lists every check's finding
+        (name=points (words)) so the message trace can show them."""
         ms = int((time.monotonic() - st.started) * 1000) if st.started else 0
         st.log.info("smtp.message" if v is not None else "smtp.abandoned",
                     qid=qid or None, ip=session.ip, helo=st.client.helo or None,
@@ -216,7 +220,10 @@ class SmtpHandler:
                     size=size, tls="yes" if session.tls else "no",
                     result=f"{v.code}/{v.enhanced}" if v is not None else "none",
                     reason=None if v is None or v.ok else v.text,
-                    score=score or None, ms=ms)
+                    score=decision.score if decision and decision.required else None,
+                    spam=("allow" if decision.allowed else "yes" if decision.spam else "no")
+                    if decision and decision.required else None,
+                    checks=decision.explain() or None if decision else None, ms=ms)
 
     def on_close(self, session: Session, reason: str) -> None:
         st: SessionState | None = session.state
