@@ -16,6 +16,7 @@ from ..config import Settings
 from ..dns import Resolver
 from ..obs.log import Log
 from ..store.interfaces import Store
+from .bayes.check import BayesCheck
 from .checks import HopCount, MessageCheck
 
 
@@ -50,7 +51,7 @@ def default_checks(ctx: CheckContext) -> list[MessageCheck]:
     # 4. rules
     # 5. the fingerprint counter
     # 6. the trainable score
-    # (branch bayes: checks.append(...) here)
+    checks.append(BayesCheck(ctx.store))
     #
     # 7. the virus scan
     # (branch av: checks.append(...) here)

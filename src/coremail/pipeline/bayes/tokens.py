@@ -18,7 +18,7 @@ import hashlib
 import re
 from typing import Iterable
 
-from .text import MessageText, extract
+from ...mail.text import MessageText, extract
 
 MIN_WORD, MAX_WORD = 3, 20
 MAX_TOKENS = 3000           # per message: a huge message is judged by its first clues
@@ -31,8 +31,6 @@ _HOST = re.compile(r"\b((?:[a-z0-9-]+\.)+[a-z]{2,})\b")
 _IP_LITERAL = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$|^[0-9a-f:]*:[0-9a-f:]*$")
 _IPV4 = re.compile(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.\d{1,3}\b")
 _ADDR = re.compile(r"<?([^<>\s@]+@[^<>\s@]+?)>?(?:\s|$)")
-_HTML_MARKS = frozenset(("font", "img", "table", "form", "script", "iframe", "center", "map",
-                         "style", "input", "object", "embed"))
 _WHOLE_HEADERS = ("x-mailer", "user-agent", "list-id", "precedence", "x-mailing-list",
                   "content-transfer-encoding", "mime-version", "importance", "x-priority",
                   "x-msmail-priority")
@@ -143,9 +141,20 @@ def _header_tokens(mt: MessageText, out: dict[str, None]) -> None:
         out["mid:none"] = None
 
 
+def from_line_stripped(raw: bytes) -> bytes:
+    """A message file as mbox and the SpamAssassin corpus keep it starts with
+    a "From sender date" line that is not a header field: drop it."""
+    if raw.startswith(b"From "):
+        return raw.partition(b"\n")[2]
+    return raw
+
+
 def tokenize(raw: bytes) -> list[str]:
+    return tokenize_text(extract(from_line_stripped(raw)))
+
+
+def tokenize_text(mt: MessageText) -> list[str]:
     """The distinct clues of one message, in order of appearance (capped)."""
-    mt = extract(raw)
     out: dict[str, None] = {}
     subject = mt.subject
     _words("s:", subject, out)
@@ -155,19 +164,18 @@ def tokenize(raw: bytes) -> list[str]:
     if len(letters) >= 8 and sum(c.isupper() for c in letters) > 0.7 * len(letters):
         out["s:shouting"] = None
     _header_tokens(mt, out)
-    for t in mt.types:
-        out[f"part:{t}"] = None
-    for tag in mt.html_tags:
-        if tag in _HTML_MARKS:
-            out[f"html:{tag}"] = None
+    for part in mt.parts:
+        out[f"part:{part.type}"] = None
+        out[f"encoding:{part.encoding}"] = None
+    if mt.has_html:
+        out["html" if mt.has_plain else "html:only"] = None
+    if mt.remote_images:
+        out[f"html:images:{min(mt.remote_images, 5)}"] = None
+    for why in mt.hidden:
+        out[f"hidden:{why.split()[-1]}"] = None
     for link in mt.links:
-        m = _URL.match(link.strip())
-        if m:
-            _text_tokens(link, out)
-    for text in mt.texts:
-        _text_tokens(text, out)
-        if len(out) >= MAX_TOKENS:
-            break
+        _text_tokens(link, out)
+    _text_tokens(mt.body, out)
     return list(out)[:MAX_TOKENS]
 
 
