@@ -15,6 +15,7 @@ from __future__ import annotations
 import mailbox
 import os
 import queue
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..obs.log import Log
 from ..pipeline.bayes.model import MIN_HAM, MIN_SPAM, item
 from ..store.interfaces import GLOBAL_MODEL, BayesItem, Folder, Store
 
+_HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
 BATCH = 500              # messages per transaction
 MAX_MESSAGE = 10 << 20   # bytes of one message read for training
 
@@ -124,8 +126,8 @@ def _one_file(p: Path, *, in_dir: bool) -> Iterator[tuple[str, bytes | None]]:
     except OSError as e:
         yield f"{p}: {e.strerror or e}", None
         return
-    if b":" not in raw[:1000]:
-        yield f"{p}: not a mail message (no header field)", None
+    if not _HEADER_LINE.match(raw if not raw.startswith(b"From ") else raw.partition(b"\n")[2]):
+        yield f"{p}: not a mail message (it does not start with a header field)", None
         return
     yield str(p), raw
 
