@@ -294,8 +294,11 @@ class Store(Protocol):
     # and a message trained in the other class moves (its counts subtracted).
     # A user's model goes with the user.
     def bayes_totals(self, owners: Sequence[int]) -> dict[int, tuple[int, int]]: ...
-    def bayes_counts(self, owners: Sequence[int], tokens: Sequence[int]
-                     ) -> dict[tuple[int, int], tuple[int, int]]: ...
+    # The totals and, for the given hashed tokens, {(owner, token): (spam, ham)},
+    # in one read (counts empty while every model is empty).
+    def bayes_lookup(self, owners: Sequence[int], tokens: Sequence[int]
+                     ) -> tuple[dict[int, tuple[int, int]],
+                                dict[tuple[int, int], tuple[int, int]]]: ...
     def bayes_train(self, owner: int, items: Sequence[BayesItem]) -> list[BayesOutcome]: ...
     def bayes_size(self, owner: int) -> int: ...     # distinct tokens in the model
 

@@ -99,10 +99,8 @@ class Model:
         """Blocking: the judgement for each user (None: the global model
         alone), from one read of the counts of every model involved."""
         owners = [GLOBAL_MODEL] + sorted({u for u in user_ids if u is not None})
-        totals = self.store.bayes_totals(owners)
         hashes = {token_hash(t): t for t in tokens}
-        counts = self.store.bayes_counts(owners, list(hashes)) if any(
-            sum(totals.get(o, (0, 0))) for o in owners) else {}
+        totals, counts = self.store.bayes_lookup(owners, list(hashes))
         return {u: self._judge(hashes, totals, counts, u) for u in user_ids}
 
     @staticmethod

@@ -18,8 +18,13 @@ class MemoryBayes:
         with self._lock:
             return {o: (v[0], v[1]) for o in owners if (v := self._bayes_totals.get(o))}
 
-    def bayes_counts(self, owners: Sequence[int], tokens: Sequence[int]
-                     ) -> dict[tuple[int, int], tuple[int, int]]:
+    def bayes_lookup(self, owners: Sequence[int], tokens: Sequence[int]
+                     ) -> tuple[dict[int, tuple[int, int]], dict[tuple[int, int], tuple[int, int]]]:
+        with self._lock:
+            return self.bayes_totals(owners), self._counts(owners, tokens)
+
+    def _counts(self, owners: Sequence[int], tokens: Sequence[int]
+                ) -> dict[tuple[int, int], tuple[int, int]]:
         with self._lock:
             out = {}
             for o in owners:

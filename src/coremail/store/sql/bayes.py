@@ -11,12 +11,18 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from sqlalchemy import Connection, Table, and_, case, delete, func, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, delete, func, select, update
 
 from ..interfaces import BayesItem, BayesOutcome
 from . import schema as t
 
 _CHUNK = 500     # bound parameters per IN list
+_TOTALS = select(t.bayes_totals.c.owner, t.bayes_totals.c.spam, t.bayes_totals.c.ham).where(
+    t.bayes_totals.c.owner.in_(bindparam("owners", expanding=True)))
+_COUNTS = select(t.bayes_tokens.c.owner, t.bayes_tokens.c.token, t.bayes_tokens.c.spam,
+                 t.bayes_tokens.c.ham).where(
+    t.bayes_tokens.c.owner.in_(bindparam("owners", expanding=True)),
+    t.bayes_tokens.c.token.in_(bindparam("toks", expanding=True)))
 
 
 def _insert(c: Connection, table: Table):
@@ -43,22 +49,24 @@ class BayesStore:
     _read: object
 
     def bayes_totals(self, owners: Sequence[int]) -> dict[int, tuple[int, int]]:
-        bt = t.bayes_totals
         with self._read() as c:
-            return {r.owner: (r.spam, r.ham) for r in c.execute(
-                select(bt.c.owner, bt.c.spam, bt.c.ham).where(bt.c.owner.in_(list(owners))))}
+            return {r[0]: (r[1], r[2]) for r in c.execute(_TOTALS, {"owners": list(owners)})}
 
-    def bayes_counts(self, owners: Sequence[int], tokens: Sequence[int]
-                     ) -> dict[tuple[int, int], tuple[int, int]]:
-        tk = t.bayes_tokens
+    def bayes_lookup(self, owners: Sequence[int], tokens: Sequence[int]
+                     ) -> tuple[dict[int, tuple[int, int]], dict[tuple[int, int], tuple[int, int]]]:
+        """Totals and counts in one read transaction, from statements compiled
+        once (scoring runs this for every message)."""
         toks = list(tokens)
-        out: dict[tuple[int, int], tuple[int, int]] = {}
+        owners = list(owners)
+        counts: dict[tuple[int, int], tuple[int, int]] = {}
         with self._read() as c:
-            for i in range(0, len(toks), _CHUNK):
-                for r in c.execute(select(tk.c.owner, tk.c.token, tk.c.spam, tk.c.ham).where(
-                        tk.c.owner.in_(list(owners)), tk.c.token.in_(toks[i:i + _CHUNK]))):
-                    out[(r.owner, r.token)] = (r.spam, r.ham)
-        return out
+            totals = {r[0]: (r[1], r[2]) for r in c.execute(_TOTALS, {"owners": owners})}
+            if any(sum(v) for v in totals.values()):
+                for i in range(0, len(toks), _CHUNK):
+                    for o, tok, s, h in c.execute(_COUNTS, {"owners": owners,
+                                                            "toks": toks[i:i + _CHUNK]}):
+                        counts[(o, tok)] = (s, h)
+        return totals, counts
 
     def bayes_size(self, owner: int) -> int:
         tk = t.bayes_tokens
