@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+from pathlib import Path
+
 import click
 
 from ..app import available_services
@@ -13,6 +15,8 @@ from ..services.accounts import AccountError, Accounts
 from ..services.home import HomeExists, init_home
 from ..services.queue import QueueAdmin
 from ..services.settings import get_value, set_value
+from ..services.spamlearn import learn_paths
+from ..store.interfaces import GLOBAL_MODEL
 from ..supervisor import control, homelock
 from .common import fail, home_option, settings_or_exit, store_or_exit
 from .filter import filter_group
@@ -228,6 +232,8 @@ def queue_delete(home, queue_id):
 
 
 cli.add_command(filter_group)
+
+
 @cli.command("dns")
 @click.argument("domain")
 @click.option("--ip", default=None, metavar="ADDRESS",
@@ -262,6 +268,39 @@ def dns_records(home, domain, ip, rotate, remove):
                                      address), nl=False)
     except DkimKeyError as e:
         fail(str(e))
+@cli.group()
+def spam():
+    """The intelligent score (the trainable spam classifier)."""
+
+
+@spam.command("learn")
+@click.option("--spam", "kind", flag_value="spam", help="The messages are spam.")
+@click.option("--ham", "kind", flag_value="ham", help="The messages are good mail.")
+@click.option("--user", default=None, metavar="ADDRESS",
+              help="Train this user's own model (else the global one).")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@home_option
+def spam_learn(home, kind, user, paths):
+    """Train on message files, Maildirs and mbox files (FILE|DIR...).
+
+    A file starting with "From " is read as an mbox; a directory with cur/
+    and new/ as a Maildir; any other directory file by file. A message
+    already learnt the same way is skipped; one learnt the other way moves."""
+    if kind is None:
+        fail("say what the messages are: --spam or --ham", 2)
+    _, store = store_or_exit(home)
+    owner, name = GLOBAL_MODEL, "the global model"
+    if user is not None:
+        try:
+            u = Accounts(store).get(user)
+        except AccountError as e:
+            fail(str(e), 2)
+        owner, name = u.id, f"the model of {u.address}"
+    report = learn_paths(store, list(paths), kind == "spam", owner, name)
+    for line in report.lines():
+        click.echo(line)
+    if report.learnt + report.relearnt + report.known == 0:
+        fail("no message could be read from " + " ".join(map(str, paths)))
 
 
 def main() -> None:

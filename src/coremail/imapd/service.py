@@ -16,6 +16,7 @@ import asyncio
 from ..proto.access import AccessService
 from ..services.login import Authenticator, FailureThrottle, LoginCache
 from ..services.mailboxes import Mailboxes
+from ..services.spamlearn import Learner
 from ..services.views import Views
 from .commands import CommandTable
 from .session import ImapSession
@@ -82,7 +83,8 @@ class ImapService(AccessService):
         """Made on first use, in the worker (the ingest owns threads)."""
         if self._mailboxes is None:
             self._mailboxes = Mailboxes(self.ctx.store, self.ctx.ingest,
-                                        lambda: int(self.ctx.settings.limits.max_message_size))
+                                        lambda: int(self.ctx.settings.limits.max_message_size),
+                                        Learner(self.ctx.store, self.ctx.log))
         return self._mailboxes
 
     def make_session(self, listener: str, implicit_tls: bool) -> ImapSession:
@@ -91,6 +93,8 @@ class ImapService(AccessService):
     async def stop(self, timeout: float) -> None:
         self.watcher.stop()
         await super().stop(timeout)
+        if self._mailboxes is not None and self._mailboxes.learner is not None:
+            await asyncio.to_thread(self._mailboxes.learner.wait_idle, min(timeout, 10.0))
         await self.views.stop()
         await self.ctx.close_ingest()
 

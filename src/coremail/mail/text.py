@@ -33,7 +33,7 @@ _URL = re.compile(r"\bhttps?://[^\s<>\"')\]]+", re.IGNORECASE)
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]")
 _SPACE = re.compile(r"[ \t\r\f\v]+")
 _SKIP_TAGS = frozenset(("script", "style", "head", "title"))
-_BLOCK_TAGS = frozenset(("p", "br", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6",
+_BLOCK_TAGS = frozenset(("p", "br", "div", "tr", "td", "th", "li", "h1", "h2", "h3", "h4", "h5", "h6",
                          "table", "blockquote", "hr"))
 
 

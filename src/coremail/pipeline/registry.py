@@ -20,6 +20,7 @@ from ..obs.log import Log
 from ..store.interfaces import Store
 from .antivirus import AttachmentScan, ClamdScan
 from .builtin import BuiltinRules
+from .bayes.check import BayesCheck
 from .checks import HopCount, MessageCheck
 from .dnsbl import DnsblCheck
 from .fingerprint import FingerprintCheck
@@ -83,7 +84,7 @@ def default_checks(ctx: CheckContext) -> list[MessageCheck]:
     ctx.on_close(fingerprint.close)
     checks.append(fingerprint)
     # 6. the trainable score
-    # (branch bayes: checks.append(...) here)
+    checks.append(BayesCheck(ctx.store))
     #
     # 7. the virus scan: clamd and the built-in attachment checks (kind "virus")
     clamd = ClamdScan()

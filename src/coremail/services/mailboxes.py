@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from ..ingest import Ingest, Job, LocalCopy, new_qid
 from ..store.interfaces import (AlreadyExists, FlagMode, Folder, Message, NotFound,
                                 QuotaExceeded, Store, StoreError, User)
+from .spamlearn import Learner
 
 SEP = "/"
 SPECIAL_USES = ("\\Drafts", "\\Sent", "\\Junk", "\\Trash", "\\Archive", "\\All", "\\Flagged")
@@ -48,10 +49,11 @@ def folder_name(raw: str) -> str:
 
 class Mailboxes:
     def __init__(self, store: Store, ingest: Ingest | None = None,
-                 max_size: Callable[[], int] | None = None):
+                 max_size: Callable[[], int] | None = None, learner: Learner | None = None):
         self.store = store
         self.ingest = ingest
         self.max_size = max_size
+        self.learner = learner   # trains the intelligent score from moves in and out of Junk
 
     # ------------------------------------------------------------ folders
     def create(self, user_id: int, raw_name: str, special_use: str | None = None) -> Folder:
@@ -152,9 +154,13 @@ class Mailboxes:
         if not uids:
             return dest, []
         try:
-            return dest, self.store.copy_messages(folder_id, uids, dest.id, move=not copy)
+            pairs = self.store.copy_messages(folder_id, uids, dest.id, move=not copy)
         except QuotaExceeded:
             raise MailboxError("The mailbox is over its quota", "OVERQUOTA") from None
+        if self.learner is not None and folder_id != dest.id:
+            # Queued, decided and trained on the learner's thread: the move returns now.
+            self.learner.moved(user_id, folder_id, dest, [new for _, new in pairs])
+        return dest, pairs
 
     def empty(self, folder_id: int) -> int:
         """Remove every message of a folder for good (emptying Trash or Junk)."""

@@ -196,6 +196,21 @@ class FilterRule:
     created: float = 0.0
 
 
+class BayesItem:
+    """One message to train into a model of the intelligent score: its
+    digest (what identifies it, 32 hex digits), its class and its hashed
+    tokens (each once)."""
+
+    digest: str
+    spam: bool
+    tokens: Sequence[int]
+
+
+# What bayes_train did with each item: trained anew, moved from the other
+# class (the earlier training undone), or already trained so (nothing).
+BayesOutcome = Literal["learnt", "relearnt", "known"]
+GLOBAL_MODEL = 0      # the owner of the administrator's model; users own theirs by id
+
 FlagMode = Literal["set", "add", "remove"]
 
 # A removed message's blob outlives its removal by at least this long, so a
@@ -288,6 +303,21 @@ class Store(Protocol):
     # Forget removals older than `grace` that no live view predates, and
     # delete the blobs nothing refers to any more; returns how many.
     def purge_removed(self, now: float | None = None, grace: float = PURGE_GRACE) -> int: ...
+
+    # -- the intelligent score: per model (GLOBAL_MODEL or a user id) the
+    # number of spam and ham messages trained, and per hashed token the
+    # number of spam and ham messages it was seen in. bayes_train applies a
+    # batch in one transaction: never the same message twice in one class,
+    # and a message trained in the other class moves (its counts subtracted).
+    # A user's model goes with the user.
+    def bayes_totals(self, owners: Sequence[int]) -> dict[int, tuple[int, int]]: ...
+    # The totals and, for the given hashed tokens, {(owner, token): (spam, ham)},
+    # in one read (counts empty while every model is empty).
+    def bayes_lookup(self, owners: Sequence[int], tokens: Sequence[int]
+                     ) -> tuple[dict[int, tuple[int, int]],
+                                dict[tuple[int, int], tuple[int, int]]]: ...
+    def bayes_train(self, owner: int, items: Sequence[BayesItem]) -> list[BayesOutcome]: ...
+    def bayes_size(self, owner: int) -> int: ...     # distinct tokens in the model
 
     # -- settings (scope "" is global, else a user address)
     def get_setting(self, scope: str, key: str) -> str | None: ...

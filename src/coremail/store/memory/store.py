@@ -26,13 +26,14 @@ from typing import Sequence
 from ..blobs import BlobStore
 from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, FilterRule, Folder, Forward,
                           NotFound, StoreError, User)
+from .bayes import MemoryBayes
 from .messages import MemoryMessages, _Folder, _Msg
 from .queue import MemoryQueue, _Entry
 from .filters import MemoryFilters
 from .views import MemoryViews
 
 
-class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters):
+class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, MemoryBayes):
     """Blobs are real files (callers open `blobs.path(id)`): under blob_root,
     or a temp directory of our own that close() removes."""
 
@@ -60,6 +61,9 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters):
         self._views: dict[str, tuple[dict[int, int], float]] = {}
         self._rules: dict[int, FilterRule] = {}
         self._fingerprints: dict[tuple[str, int], int] = {}
+        self._bayes_tokens: dict[int, dict[int, list[int]]] = {}
+        self._bayes_totals: dict[int, list[int]] = {}
+        self._bayes_learnt: dict[int, dict[str, tuple[bool, float]]] = {}
 
     def migrate(self) -> None:
         """Nothing to migrate: there is no schema."""
@@ -157,6 +161,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters):
             self._forwards.pop(u.id, None)
             for key in [k for k in self._settings if k[0] == address]:
                 del self._settings[key]
+            self._bayes_drop(u.id)
             del self._users[u.id]
 
     def _charge(self, user_id: int, size: int, count: int, check: bool) -> bool:

@@ -166,4 +166,30 @@ fingerprints = Table(
     Column("slot", BigInteger, primary_key=True),
     Column("count", Integer, nullable=False),
     Index("ix_fingerprints_slot", "slot"),
+# The intelligent score (store/sql/bayes.py). owner 0 is the global model,
+# else a user id; tokens are 64-bit hashes; clustered on the key (SQLite
+# WITHOUT ROWID) so scoring a message is a few hundred B-tree probes.
+bayes_tokens = Table(
+    "bayes_tokens", metadata,
+    Column("owner", Integer, primary_key=True),
+    Column("token", BigInteger, primary_key=True),
+    Column("spam", Integer, nullable=False),
+    Column("ham", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+bayes_totals = Table(
+    "bayes_totals", metadata,
+    Column("owner", Integer, primary_key=True),
+    Column("spam", Integer, nullable=False),
+    Column("ham", Integer, nullable=False),
+)
+
+bayes_learnt = Table(
+    "bayes_learnt", metadata,
+    Column("owner", Integer, primary_key=True),
+    Column("digest", String(32), primary_key=True),
+    Column("spam", Boolean, nullable=False),
+    Column("at", Float, nullable=False),
+    sqlite_with_rowid=False,
 )

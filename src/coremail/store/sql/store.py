@@ -20,6 +20,7 @@ from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, Folder,
                           StorageFull, StoreError, User)
 from . import schema as t
 from .engine import make_engine, migrate, sqlite_url, write_lock
+from .bayes import BayesStore
 from .messages import MessageStore
 from .queue import QueueStore
 from .filters import FilterStore
@@ -37,7 +38,7 @@ def _disk_full(e: DBAPIError) -> bool:
             or PG_DISK_FULL in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None)))
 
 
-class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore):
+class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore):
     def __init__(self, url: str, blob_root: Path):
         self.engine = make_engine(url)
         self.blobs = BlobStore(blob_root)
@@ -209,6 +210,7 @@ class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore):
             c.execute(delete(t.folders).where(t.folders.c.user_id == u.id))
             c.execute(delete(t.forwards).where(t.forwards.c.user_id == u.id))
             c.execute(delete(t.settings).where(t.settings.c.scope == address))
+            self._bayes_drop(c, u.id)
             c.execute(delete(t.users).where(t.users.c.id == u.id))
 
     # ------------------------------------------------- aliases, forwards

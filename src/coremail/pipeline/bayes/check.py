@@ -1,0 +1,48 @@
+"""The intelligent score as a message check: the message's clues judged by
+the global model pooled with the recipient's own, reported as one score band
+(BAYES_00 .. BAYES_999, in X-Spam-Status tests=) with the clues that weighed
+most in its words. Off with `antispam.bayes = false`; silent (no score) while
+the models have too little training.
+
+A message for several local users is scored by the global model; a user
+whose own model is sure it is spam (a band worth junk_score on its own) gets
+their copy in Junk all the same."""
+from __future__ import annotations
+
+from ...store.interfaces import Store
+from ..checks import CheckResult, Message, Score
+from ..decide import JUNK
+from .model import Model
+from .tokens import tokenize_text
+
+
+class BayesCheck:
+    name = "bayes"
+    kind = "spam"
+
+    def __init__(self, store: Store):
+        self.model = Model(store)
+
+    async def __call__(self, msg: Message) -> CheckResult | None:
+        settings = msg.settings.antispam
+        if not settings.bayes:
+            return None
+        text = await msg.text()
+        tokens = await msg.run(tokenize_text, text)
+        keys: dict[int, list[str]] = {}
+        for r in msg.env.recipients:
+            for u in r.users:
+                keys.setdefault(u.id, []).append(r.address.key)
+        users = sorted(keys)
+        judged = await msg.run(self.model.judge, tokens, [None, *users])
+        main = judged[users[0]] if len(users) == 1 else judged[None]
+        result = CheckResult()
+        if main.band is not None:
+            name, points = main.band
+            result.scores.append(Score(name, points, main.words()))
+        if len(users) > 1:
+            for uid in users:
+                b = judged[uid].band
+                if b is not None and b[1] >= settings.junk_score:
+                    result.folders.update((k, JUNK) for k in keys[uid])
+        return result if result.scores or result.folders else None

@@ -1,0 +1,133 @@
+"""The global model and the per-user models in the store, judged together:
+what the intelligent score reads and trains.
+
+A user's counts are pooled with the global ones clue by clue, the user's
+weighing USER_WEIGHT times as much (their own corrections are few but about
+their own mail). A message is judged only when the pooled models have seen
+at least MIN_SPAM spam and MIN_HAM ham messages; before that the answer is
+"no score" with the reason, never a guess from a handful of examples.
+
+`digest` names a message for "never learnt twice": its Message-ID, Date,
+Subject and body, so the copy delivered here (with our trace and X-Spam-*
+fields on top) is the same message as the file it came from."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ...mail.headers import header_end
+from ...store.interfaces import GLOBAL_MODEL, BayesItem, BayesOutcome, Store
+from .classify import Clue, clue_prob, combine, strongest
+from .tokens import from_line_stripped, token_hash, tokenize
+
+MIN_SPAM = 30
+MIN_HAM = 30
+USER_WEIGHT = 3.0
+SHOWN_CLUES = 8
+
+# (lowest probability, name, points): SpamAssassin's band names; points
+# chosen so that only a near-certain judgement (BAYES_999) files a message
+# in Junk on its own, and a clearly hammy one pulls other checks back.
+BANDS: tuple[tuple[float, str, float], ...] = (
+    (0.999, "BAYES_999", 6.0), (0.99, "BAYES_99", 4.5), (0.95, "BAYES_95", 3.5),
+    (0.80, "BAYES_80", 2.5), (0.60, "BAYES_60", 1.5), (0.40, "BAYES_50", 0.8),
+    (0.20, "BAYES_40", 0.0), (0.05, "BAYES_20", -0.5), (0.01, "BAYES_05", -1.0),
+    (0.0, "BAYES_00", -2.0))
+_FIELD = re.compile(rb"(?im)^(message-id|date|subject)[ \t]*:(.*(?:\r?\n[ \t].*)*)")
+
+
+def band(prob: float) -> tuple[str, float]:
+    for low, name, points in BANDS:
+        if prob >= low:
+            return name, points
+    return BANDS[-1][1], BANDS[-1][2]
+
+
+@dataclass
+class Judgement:
+    prob: float | None                  # None: not enough training
+    models: list[str]                   # which models judged, with their sizes, in words
+    reason: str = ""                    # why there is no score
+    spam_clues: list[Clue] = field(default_factory=list)   # strongest first
+    ham_clues: list[Clue] = field(default_factory=list)
+
+    @property
+    def band(self) -> tuple[str, float] | None:
+        return None if self.prob is None else band(self.prob)
+
+    def words(self) -> str:
+        if self.prob is None:
+            return self.reason
+        top = ", ".join(f"{c.token!r}" for c in self.spam_clues[:3])
+        low = ", ".join(f"{c.token!r}" for c in self.ham_clues[:3])
+        return (f"spam probability {self.prob:.3f} ({' + '.join(self.models)}); "
+                f"spammy: {top or '-'}; hammy: {low or '-'}")
+
+
+def digest(raw: bytes) -> str:
+    raw = from_line_stripped(raw)
+    end = header_end(raw)
+    head, body = (raw[:end], raw[end:]) if end is not None else (raw, b"")
+    h = hashlib.blake2b(digest_size=16)
+    for name, value in sorted((m.group(1).lower(), b" ".join(m.group(2).split()))
+                              for m in _FIELD.finditer(head)):
+        h.update(name + b":" + value + b"\n")
+    h.update(body.replace(b"\r\n", b"\n").rstrip())
+    return h.hexdigest()
+
+
+def item(raw: bytes, spam: bool) -> BayesItem:
+    return BayesItem(digest(raw), spam, [token_hash(t) for t in tokenize(raw)])
+
+
+def _name(owner: int) -> str:
+    return "global" if owner == GLOBAL_MODEL else f"user {owner}"
+
+
+class Model:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def train(self, owner: int, messages: Sequence[tuple[bytes, bool]]) -> list[BayesOutcome]:
+        """Blocking: tokenise and train a batch into one model, in one transaction."""
+        return self.store.bayes_train(owner, [item(raw, spam) for raw, spam in messages])
+
+    def judge(self, tokens: Sequence[str], user_ids: Sequence[int | None] = (None,)
+              ) -> dict[int | None, Judgement]:
+        """Blocking: the judgement for each user (None: the global model
+        alone), from one read of the counts of every model involved."""
+        owners = [GLOBAL_MODEL] + sorted({u for u in user_ids if u is not None})
+        hashes = {token_hash(t): t for t in tokens}
+        totals, counts = self.store.bayes_lookup(owners, list(hashes))
+        return {u: self._judge(hashes, totals, counts, u) for u in user_ids}
+
+    @staticmethod
+    def _judge(hashes: dict[int, str], totals: dict[int, tuple[int, int]],
+               counts: dict[tuple[int, int], tuple[int, int]], user: int | None) -> Judgement:
+        gs, gh = totals.get(GLOBAL_MODEL, (0, 0))
+        us, uh = totals.get(user, (0, 0)) if user is not None else (0, 0)
+        models = [f"global: {gs} spam, {gh} ham"] if gs or gh else []
+        if us or uh:
+            models.append(f"{_name(user or 0)}: {us} spam, {uh} ham")
+        if gs + us < MIN_SPAM or gh + uh < MIN_HAM:
+            return Judgement(None, models, reason=(
+                f"not enough training for a score: {gs + us} spam and {gh + uh} ham messages "
+                f"learnt, {MIN_SPAM} of each needed"))
+        w = USER_WEIGHT
+        total_s, total_h = gs + w * us, gh + w * uh
+        clues = []
+        for hsh, tok in hashes.items():
+            s, h = counts.get((GLOBAL_MODEL, hsh), (0, 0))
+            if user is not None:
+                s2, h2 = counts.get((user, hsh), (0, 0))
+                s, h = s + w * s2, h + w * h2
+            if s or h:
+                clues.append(Clue(tok, clue_prob(s, h, total_s, total_h), s, h))
+        voting = strongest(clues)
+        prob = combine([c.prob for c in voting])
+        spammy = sorted((c for c in voting if c.prob > 0.5), key=lambda c: -c.prob)
+        hammy = sorted((c for c in voting if c.prob < 0.5), key=lambda c: c.prob)
+        return Judgement(prob, models, spam_clues=spammy[:SHOWN_CLUES],
+                         ham_clues=hammy[:SHOWN_CLUES])
