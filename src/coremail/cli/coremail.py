@@ -2,6 +2,7 @@
 (INTERFACE.md). Thin: the work is in services/ and supervisor/."""
 from __future__ import annotations
 
+import getpass
 
 import click
 
@@ -12,6 +13,7 @@ from ..services.home import HomeExists, init_home
 from ..services.queue import QueueAdmin
 from ..services.settings import get_value, set_value
 from ..supervisor import control, homelock
+from . import diagnose
 from .common import fail, home_option, settings_or_exit, store_or_exit
 
 
@@ -219,9 +221,14 @@ def queue_flush(home):
 def queue_delete(home, queue_id):
     """Delete one queued message (no bounce is sent)."""
     _, store = store_or_exit(home)
-    if not QueueAdmin(store).delete(queue_id):
+    if not QueueAdmin(store).delete(queue_id, by=f"{getpass.getuser()} with `coremail queue delete`"):
         fail(f"no queued message {queue_id}")
     click.echo(f"deleted {queue_id}")
+
+
+# Finding out what happened (cli/diagnose.py).
+cli.add_command(diagnose.trace)
+cli.add_command(diagnose.doctor)
 
 
 def main() -> None:

@@ -105,7 +105,7 @@ class DeliverAgent:
             store=self.store, settings=lambda: ctx.settings, log=self.log, ingest=ctx.ingest,
             recipients=self.recipients, journal=self.journal, finished=self.finished,
             limiter=self.limiter, connections=self.connections, resolver=self.resolver,
-            share=self.share, wake=self.wake)
+            share=self.share, wake=self.wake, tracer=ctx.tracer)
         self.finished.start()
         self._tasks = [asyncio.create_task(self._run(), name="queue-scheduler"),
                        asyncio.create_task(self._renew(), name="queue-leases")]

@@ -50,7 +50,8 @@ class SmtpService:
                                         key=ctx.login_key),
                              queue=lambda: ctx.settings.limits.auth_queue)
         self.handler = SmtpHandler(store=ctx.store, settings=lambda: ctx.settings, log=ctx.log,
-                                   tls=tls, ingest=ctx.ingest, tracker=self.tracker, auth=auth)
+                                   tls=tls, ingest=ctx.ingest, tracker=self.tracker, auth=auth,
+                                   tracer=ctx.tracer)
         for name, sock in sockets.items():
             implicit = name == "smtps"
             server = await loop.create_server(

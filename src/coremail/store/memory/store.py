@@ -28,10 +28,11 @@ from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, Folder,
                           StoreError, User)
 from .messages import MemoryMessages, _Folder, _Msg
 from .queue import MemoryQueue, _Entry
+from .trace import MemoryTrace
 from .views import MemoryViews
 
 
-class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews):
+class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryTrace):
     """Blobs are real files (callers open `blobs.path(id)`): under blob_root,
     or a temp directory of our own that close() removes."""
 
@@ -56,6 +57,8 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews):
         self._queue: dict[str, _Entry] = {}
         self._removed: list[tuple[str, int, int, float]] = []
         self._views: dict[str, tuple[dict[int, int], float]] = {}
+        self._trace_events: list = []     # the message trace (memory/trace.py)
+        self._trace_index: dict[str, list[tuple[float, str]]] = {}
 
     def migrate(self) -> None:
         """Nothing to migrate: there is no schema."""

@@ -142,3 +142,33 @@ queue_recipients = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("attempts", Integer, nullable=False, default=0),
 )
+
+# The message trace (obs.trace): one row per event, and the keys (queue id,
+# Message-ID, addresses, lower-cased) it can be found by. A key row is
+# written once per key and message per process, so a lookup reads a few
+# rows by index and then the events of the messages they name.
+trace_events = Table(
+    "trace_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("qid", String(48), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("service", String(16), nullable=False, default=""),
+    Column("message_id", String(255), nullable=False, default=""),
+    Column("sender", String(320), nullable=False, default=""),
+    Column("recipients", Text, nullable=False, default=""),
+    Column("text", Text, nullable=False, default=""),
+    Column("details", Text, nullable=False, default="{}"),
+    Index("ix_trace_events_qid", "qid"),
+    Index("ix_trace_events_at", "at"),
+)
+
+trace_keys = Table(
+    "trace_keys", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(320), nullable=False),
+    Column("qid", String(48), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_trace_keys_key", "key", "at"),
+    Index("ix_trace_keys_at", "at"),
+)

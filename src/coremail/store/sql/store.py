@@ -22,6 +22,7 @@ from . import schema as t
 from .engine import make_engine, migrate, sqlite_url, write_lock
 from .messages import MessageStore
 from .queue import QueueStore
+from .trace import TraceStore
 from .views import ViewStore
 
 
@@ -36,11 +37,12 @@ def _disk_full(e: DBAPIError) -> bool:
             or PG_DISK_FULL in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None)))
 
 
-class SqlStore(MessageStore, QueueStore, ViewStore):
+class SqlStore(MessageStore, QueueStore, ViewStore, TraceStore):
     def __init__(self, url: str, blob_root: Path):
         self.engine = make_engine(url)
         self.blobs = BlobStore(blob_root)
         self._write_lock = write_lock(self.engine) or nullcontext()
+        self._trace_keyed: set[tuple[str, str]] = set()   # see trace.py
 
     @classmethod
     def open_home(cls, data_dir: Path, url: str = "") -> "SqlStore":
