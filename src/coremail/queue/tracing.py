@@ -12,6 +12,14 @@ from ..store.interfaces import QueueEntry
 _STATE = {"sent": "accepted", "failed": "refused for good", "deferred": "not delivered yet"}
 
 
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _at(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
@@ -70,5 +78,5 @@ class QueueTrace:
     def deferred(self, entry: QueueEntry, rcpts: list[str], delay: float, reason: str) -> None:
         who = ", ".join(f"<{a}>" for a in rcpts)
         self._emit("queued", entry, rcpts, f"still queued for {who}: next try in "
-                   f"{delay:.0f} s (at {_at(time.time() + delay)}); last reply: {reason}",
+                   f"{_span(delay)} (at {_at(time.time() + delay)}); last reply: {reason}",
                    next_try=time.time() + delay, reason=reason)

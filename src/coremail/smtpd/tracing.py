@@ -60,7 +60,8 @@ class SmtpTrace:
         if v.ok or not self._on():
             return
         st.trace.append(TraceEvent(
-            "refused", "", f"refused the recipient <{raw}> at RCPT TO: we replied {v}",
+            "refused", "", f"refused the recipient <{raw}> of mail from <{sender}> at RCPT TO: "
+            f"we replied {v}",
             sender=sender, recipients=(raw,), service=self.tracer.service,
             details={"step": "RCPT TO", "reply": str(v), "recipient": raw}))
 
