@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from coremail.services.settings import set_value
 from coremail.services.trace import MessageTrace, render_all
 from coremail.store.sql.store import SqlStore
 from tests.support.dnsserver import ZoneServer
@@ -119,7 +120,7 @@ def system(tmp_path_factory):
                        ("delivery.smtp_port", str(port)),
                        ("delivery.retry_intervals", '["1h"]'),
                        ("limits.max_message_size", '"20K"')):
-        home.coremail("config", "set", key, value, check=True)
+        set_value(home.path, key, value)
     home.userutil("add", ANN, "--password", ANN_PASSWORD, check=True)
     home.userutil("add", FWD, "--password", "fwd-pass-12345", check=True)
     home.userutil("forward", FWD, "--to", "far@fwd.test", check=True)
