@@ -126,18 +126,18 @@ class Doctor:
         total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
         big = int(self.settings.limits.max_message_size)
         what = f"{_size(free)} free of {_size(total)} in {data}"
-        if free < max(1024**2, total // 100):
+        if free < max(1024**2, total // 1000):
             out.append(fail("disk space", f"the data directory has no free space left ({what}):"
                             " incoming mail is refused (452 4.3.1), POP3 and IMAP cannot "
                             "save changes", "free space (old logs, backups) or grow the disk"))
-        elif free < total // 10 or free < 2 * big:
+        elif free < total // 10 or free < big:
             out.append(warn("disk space", f"the data directory is nearly full ({what})",
                             "free space or grow the disk before mail is refused"))
         else:
             out.append(ok("disk space", what))
         if not st.f_files:
             out.append(ok("inodes", "this filesystem has no fixed number of inodes"))
-        elif st.f_favail < max(100, st.f_files // 100):
+        elif st.f_favail < max(16, st.f_files // 1000):
             out.append(fail("inodes", f"the data directory has no free inodes left "
                             f"({st.f_favail} of {st.f_files}), though {_size(free)} are free: "
                             "no new file (a message) can be made, so mail is refused",
