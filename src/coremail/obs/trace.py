@@ -17,14 +17,11 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-# The kinds of event, in the order a message usually meets them.
-KINDS = ("received", "refused", "checks", "delivered", "forwarded", "queued", "attempt",
-         "sent", "bounced", "deleted")
-
-
 @dataclass(slots=True)
 class TraceEvent:
-    """One thing that happened to one message. ``qid`` groups a message's
+    """One thing that happened to one message. ``kind``: received, refused,
+    checks, delivered, forwarded, queued, attempt, sent, bounced, deleted.
+    ``qid`` groups a message's
     events; a transaction refused before it got a queue id has a reference
     of its own ("s:" + session id + "." + transaction). ``text`` is the event
     in plain words; ``details`` the facts behind it (ip, helo, host, reply,
