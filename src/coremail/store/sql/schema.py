@@ -144,14 +144,16 @@ queue_recipients = Table(
 )
 
 # The message trace (obs.trace): one row per event, and the keys (queue id,
-# Message-ID, addresses, lower-cased) it can be found by. A key row is
-# written once per key and message per process, so a lookup reads a few
-# rows by index and then the events of the messages they name.
+# Message-ID, addresses, lower-cased) it can be found by. Events are kept in
+# the order of their message (primary key qid, at, seq; in SQLite a table
+# WITHOUT ROWID, so a message's events share a page) and the key index
+# covers the queue id: a lookup reads a few index pages, then one page or
+# two per message found.
 trace_events = Table(
     "trace_events", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("at", Float, nullable=False),
-    Column("qid", String(48), nullable=False),
+    Column("qid", String(48), primary_key=True),
+    Column("at", Float, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("kind", String(16), nullable=False),
     Column("service", String(16), nullable=False, default=""),
     Column("message_id", String(255), nullable=False, default=""),
@@ -159,8 +161,8 @@ trace_events = Table(
     Column("recipients", Text, nullable=False, default=""),
     Column("text", Text, nullable=False, default=""),
     Column("details", Text, nullable=False, default="{}"),
-    Index("ix_trace_events_qid", "qid"),
     Index("ix_trace_events_at", "at"),
+    sqlite_with_rowid=False,
 )
 
 trace_keys = Table(
@@ -169,6 +171,6 @@ trace_keys = Table(
     Column("key", String(320), nullable=False),
     Column("qid", String(48), nullable=False),
     Column("at", Float, nullable=False),
-    Index("ix_trace_keys_key", "key", "at"),
+    Index("ix_trace_keys_key", "key", "at", "qid"),
     Index("ix_trace_keys_at", "at"),
 )

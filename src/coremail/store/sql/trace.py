@@ -4,7 +4,9 @@ by queue id, Message-ID or address, and purged when older than trace.keep.
 """
 from __future__ import annotations
 
+import itertools
 import json
+import random
 from typing import Sequence
 
 from sqlalchemy import delete, insert, select
@@ -16,6 +18,9 @@ from . import schema as t
 _KEYED_MAX = 100_000   # (key, qid) pairs this process remembers having written
 _SCAN = 5000           # key rows read per lookup, newest first
 _PURGE_BATCH = 20_000
+# The last part of an event's key: in this process's order, with random low
+# bits so that two processes never write the same (qid, at, seq).
+_SEQ = itertools.count(1)
 
 
 class TraceStore:
@@ -28,7 +33,9 @@ class TraceStore:
         keyed = self._trace_keyed
         rows, keys = [], []
         for e in events:
-            rows.append(dict(at=e.at, qid=e.qid[:48], kind=e.kind, service=e.service[:16],
+            seq = (next(_SEQ) << 24 | random.getrandbits(24)) & (2**62 - 1)
+            rows.append(dict(at=e.at, qid=e.qid[:48], seq=seq, kind=e.kind,
+                             service=e.service[:16],
                              message_id=e.message_id[:255], sender=e.sender[:320],
                              recipients=",".join(e.recipients), text=e.text,
                              details=json.dumps(e.details, default=str,
@@ -61,7 +68,7 @@ class TraceStore:
             if not qids:
                 return []
             rows = c.execute(select(ev).where(ev.c.qid.in_(qids))
-                             .order_by(ev.c.at, ev.c.id)).all()
+                             .order_by(ev.c.at, ev.c.seq)).all()
         return [TraceEvent(kind=r.kind, qid=r.qid, text=r.text, at=r.at,
                            message_id=r.message_id, sender=r.sender,
                            recipients=tuple(x for x in r.recipients.split(",") if x),
@@ -71,18 +78,18 @@ class TraceStore:
     def trace_purge(self, before: float) -> int:
         ev, k = t.trace_events, t.trace_keys
         with self._read() as c:   # the usual case, nothing due, costs no write
-            if (c.execute(select(ev.c.id).where(ev.c.at < before).limit(1)).first() is None
+            if (c.execute(select(ev.c.at).where(ev.c.at < before).limit(1)).first() is None
                     and c.execute(select(k.c.id).where(k.c.at < before).limit(1)).first()
                     is None):
                 return 0
         gone = 0
-        for table in (ev, k):
-            while True:
-                with self._write() as c:
-                    ids = select(table.c.id).where(table.c.at < before).limit(_PURGE_BATCH)
-                    n = c.execute(delete(table).where(table.c.id.in_(ids))).rowcount
-                if table is ev:
-                    gone += n
-                if n < _PURGE_BATCH:
-                    break
-        return gone
+        while True:   # in slices by time, so no transaction holds the lock for long
+            with self._write() as c:
+                upto = c.execute(select(ev.c.at).where(ev.c.at < before).order_by(ev.c.at)
+                                 .offset(_PURGE_BATCH).limit(1)).scalar()
+                cut = before if upto is None else upto
+                n = c.execute(delete(ev).where(ev.c.at < cut)).rowcount
+                c.execute(delete(k).where(k.c.at < cut))
+            gone += n
+            if upto is None:
+                return gone

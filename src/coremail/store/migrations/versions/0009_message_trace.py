@@ -20,9 +20,9 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         'trace_events',
-        sa.Column('id', sa.Integer(), primary_key=True),
-        sa.Column('at', sa.Float(), nullable=False),
         sa.Column('qid', sa.String(48), nullable=False),
+        sa.Column('at', sa.Float(), nullable=False),
+        sa.Column('seq', sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column('kind', sa.String(16), nullable=False),
         sa.Column('service', sa.String(16), nullable=False),
         sa.Column('message_id', sa.String(255), nullable=False),
@@ -30,8 +30,9 @@ def upgrade() -> None:
         sa.Column('recipients', sa.Text(), nullable=False),
         sa.Column('text', sa.Text(), nullable=False),
         sa.Column('details', sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint('qid', 'at', 'seq'),
+        sqlite_with_rowid=False,
     )
-    op.create_index('ix_trace_events_qid', 'trace_events', ['qid'])
     op.create_index('ix_trace_events_at', 'trace_events', ['at'])
     op.create_table(
         'trace_keys',
@@ -40,7 +41,7 @@ def upgrade() -> None:
         sa.Column('qid', sa.String(48), nullable=False),
         sa.Column('at', sa.Float(), nullable=False),
     )
-    op.create_index('ix_trace_keys_key', 'trace_keys', ['key', 'at'])
+    op.create_index('ix_trace_keys_key', 'trace_keys', ['key', 'at', 'qid'])
     op.create_index('ix_trace_keys_at', 'trace_keys', ['at'])
 
 
@@ -49,5 +50,4 @@ def downgrade() -> None:
     op.drop_index('ix_trace_keys_key', 'trace_keys')
     op.drop_table('trace_keys')
     op.drop_index('ix_trace_events_at', 'trace_events')
-    op.drop_index('ix_trace_events_qid', 'trace_events')
     op.drop_table('trace_events')
