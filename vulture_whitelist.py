@@ -44,3 +44,6 @@ _.known_uids, _.vanished   # imapd/values.py (parsed, never read)
 
 # Read by the Jinja templates (web/templates) and set on uvicorn's Server.
 _.to, _.cc, _.blocked_images, _.capture_signals, _.should_exit, _.force_exit
+
+# The message trace for the web pages (webmail "Where is my mail?"): services/trace.py.
+_.for_user

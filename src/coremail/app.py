@@ -21,6 +21,7 @@ from typing import Protocol
 from .config import ConfigWatcher, Settings
 from .ingest import Ingest
 from .obs.log import Log, LogWriter
+from .obs.trace import Tracer
 from .proto.listen import ListenerSpec
 from .proto.tls import server_context
 from .store import Store, open_store
@@ -57,6 +58,7 @@ class ServiceContext:
     login_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     _tls: ssl.SSLContext | None = field(default=None, repr=False)
     _ingest: Ingest | None = field(default=None, repr=False)
+    _tracer: Tracer | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -76,6 +78,23 @@ class ServiceContext:
         if self._ingest is None:
             self._ingest = Ingest(self.store, self.log, lambda: self.settings)
         return self._ingest
+
+    @property
+    def tracer(self) -> Tracer:
+        """The message trace's writer for this process (obs.trace): events
+        go to the store in one transaction per flush, off the hot path."""
+        if self._tracer is None:
+            log = self.log
+            self._tracer = Tracer(
+                self.store.trace_add, service=log.service,
+                enabled=lambda: self.settings.trace.enabled,
+                on_error=lambda e, n: log.warning("trace.lost", events=n, error=repr(e)))
+        return self._tracer
+
+    def close_tracer(self) -> None:
+        """Write the trace events still queued (before the store closes)."""
+        if self._tracer is not None:
+            self._tracer.close()
 
     async def close_ingest(self) -> None:
         """Finish the commits in flight (a graceful stop)."""

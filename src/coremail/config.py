@@ -199,6 +199,11 @@ class LogSection(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class TraceSection(Section):
+    enabled: bool = True             # record the message trace (`coremail trace`)
+    keep: Duration = Duration("30d")  # then its events are purged
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="COREMAIL_", env_nested_delimiter="__", extra="forbid", frozen=True,
@@ -215,6 +220,7 @@ class Settings(BaseSettings):
     workers: WorkersSection = WorkersSection()
     storage: StorageSection = StorageSection()
     log: LogSection = LogSection()
+    trace: TraceSection = TraceSection()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

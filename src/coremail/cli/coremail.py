@@ -2,6 +2,7 @@
 (INTERFACE.md). Thin: the work is in services/ and supervisor/."""
 from __future__ import annotations
 
+import getpass
 
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ..services.settings import get_value, set_value
 from ..services.spamlearn import learn_paths
 from ..store.interfaces import GLOBAL_MODEL
 from ..supervisor import control, homelock
+from . import diagnose
 from .common import fail, home_option, settings_or_exit, store_or_exit
 from .filter import filter_group
 
@@ -226,7 +228,7 @@ def queue_flush(home):
 def queue_delete(home, queue_id):
     """Delete one queued message (no bounce is sent)."""
     _, store = store_or_exit(home)
-    if not QueueAdmin(store).delete(queue_id):
+    if not QueueAdmin(store).delete(queue_id, by=f"{getpass.getuser()} with `coremail queue delete`"):
         fail(f"no queued message {queue_id}")
     click.echo(f"deleted {queue_id}")
 
@@ -268,6 +270,8 @@ def dns_records(home, domain, ip, rotate, remove):
                                      address), nl=False)
     except DkimKeyError as e:
         fail(str(e))
+
+
 @cli.group()
 def spam():
     """The intelligent score (the trainable spam classifier)."""
@@ -301,6 +305,11 @@ def spam_learn(home, kind, user, paths):
         click.echo(line)
     if report.learnt + report.relearnt + report.known == 0:
         fail("no message could be read from " + " ".join(map(str, paths)))
+
+
+# Finding out what happened (cli/diagnose.py).
+cli.add_command(diagnose.trace)
+cli.add_command(diagnose.doctor)
 
 
 def main() -> None:

@@ -54,3 +54,14 @@ def delivered_to(header: bytes) -> set[str]:
         if m and m.group(1).lower() == b"delivered-to":
             out.add(m.group(2).decode("utf-8", "replace").strip().strip("<>").lower())
     return out
+
+
+_MESSAGE_ID = re.compile(rb"^message-id[ \t]*:[ \t]*(?:\r?\n[ \t]+)?<?([^\s<>]{1,250})>?",
+                         re.IGNORECASE | re.MULTILINE)
+
+
+def message_id(data: bytes, limit: int = 65536) -> str:
+    """The Message-ID of a raw message, without <>, or "" (for the trace)."""
+    header = header_section(data[:limit]) or b""
+    m = _MESSAGE_ID.search(header)
+    return m.group(1).decode("utf-8", "replace") if m else ""

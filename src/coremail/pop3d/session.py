@@ -21,7 +21,7 @@ from ..obs.log import Log
 from ..proto.listen import SessionTracker
 from ..proto.stream import StreamSession
 from ..store.blobs import new_id
-from ..store.interfaces import BlobMissing, Store
+from ..store.interfaces import BlobMissing, StorageFull, Store
 from ..services.login import Authenticator, LoginBusy, SaslError, decode_plain, plaintext_login_allowed
 from ..services.views import Views
 from .maildrop import Entry, LockBusy, Maildrop, MaildropLock, SizeCache
@@ -397,7 +397,10 @@ class Pop3Session(StreamSession):
         except Exception as e:
             self.outcome = "update-failed"
             self.svc.log.error("pop3.update_failed", sid=self.sid, error=repr(e))
-            self._err("[SYS/TEMP] some deleted messages could not be removed")
+            if isinstance(e, StorageFull):   # the words of a full disk, not a bare failure
+                self._err(f"[SYS/TEMP] {e.text}: the deleted messages stay in the mailbox")
+            else:
+                self._err("[SYS/TEMP] some deleted messages could not be removed")
             return
         self.deleted = removed
         self._release()  # before the goodbye: the client may reconnect at once

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ..config import Settings
@@ -17,6 +17,7 @@ from ..ingest.recipients import Recipients
 from ..mail.dkimsign import DkimSigner
 from ..mail.srs import Srs
 from ..obs.log import Log
+from ..obs.trace import NullTracer, Tracer
 from ..smtpclient import session
 from ..smtpclient.pool import ConnectionCache
 from ..smtpclient.routing import RouteError, Router, Target
@@ -27,6 +28,7 @@ from .commit import DoneBatcher
 from .journal import Journal
 from .limits import Limiter, SlotRefused
 from .local import loop_result, plan_local, settle, trace_of, with_delivered_to
+from .tracing import QueueTrace
 
 
 @dataclass
@@ -47,6 +49,11 @@ class Attempts:
     wake: Callable[[], None]           # look at the queue again (new entries)
     signer: DkimSigner | None = None   # DKIM keys of the local domains
     srs: Srs | None = None             # envelope senders of forwards (authentication.srs)
+    tracer: Tracer = field(default_factory=NullTracer)   # the message trace
+
+    @property
+    def trace(self) -> QueueTrace:
+        return QueueTrace(self.tracer)
 
 
 # What a recipient gets whose attempt never started because the agent was
@@ -168,6 +175,7 @@ async def _local(agent: Attempts, entry: QueueEntry, local: list[str], data: byt
     if out.job.local:
         await agent.ingest.submit(out.job)
         settle(out, hostname)
+    agent.trace.local(entry, out.job.stored, out.results)
     for addr, r in out.results.items():
         agent.log.info("delivery", qid=entry.id, rcpt=addr, host="local", ip="",
                        reply=r.diagnostic, result=r.state, delay=_delay(entry),
@@ -186,6 +194,7 @@ async def _send_group(agent: Attempts, entry: QueueEntry, key: str, addrs: list[
         r = Result("failed" if e.permanent else "deferred", e.status, e.text)
         agent.log.info("delivery", qid=entry.id, rcpt=",".join(addrs), host="", ip="",
                        reply=r.text, result=r.state, delay=_delay(entry))
+        agent.trace.attempt(entry, addrs, "", "", r.text, r.state)
         return {a: r for a in addrs}, {}
     limit_key = key or f"relay:{d.relayhost}"
     try:
@@ -220,6 +229,8 @@ async def _send_in_slot(agent: Attempts, entry: QueueEntry, limit_key: str, rout
                                host=target.hostname, ip=target.address, reply=e.text,
                                result="deferred", delay=_delay(entry),
                                took=f"{time.monotonic() - t0:.3f}")
+                agent.trace.attempt(entry, addrs, target.hostname, target.address, e.text,
+                                    "deferred")
                 continue
             by_reply: dict[tuple[str, str], list[str]] = defaultdict(list)
             for a, r in got.items():
@@ -229,6 +240,7 @@ async def _send_in_slot(agent: Attempts, entry: QueueEntry, limit_key: str, rout
                                host=target.hostname, ip=target.address, reply=reply,
                                result=state, delay=_delay(entry),
                                took=f"{time.monotonic() - t0:.3f}")
+                agent.trace.attempt(entry, rcpts, target.hostname, target.address, reply, state)
             return got, {}
     assert last is not None and last_target is not None
     r = Result("deferred", last.status, last.text, last_target.hostname, last_target.address)
@@ -258,6 +270,7 @@ def _finish(agent: Attempts, entry: QueueEntry, results: dict[str, Result],
                 raise job.error
             agent.log.info("queue.forwarded", qid=entry.id, rcpt=addr, new_qid=qid,
                            to=",".join(targets))
+            agent.trace.forwarded(entry, addr, list(targets), qid)
     expired = now - entry.created >= float(settings.delivery.max_queue_time)
     for addr, r in list(results.items()):
         if r.state == "deferred" and expired:
@@ -271,6 +284,7 @@ def _finish(agent: Attempts, entry: QueueEntry, results: dict[str, Result],
                            postmaster=f"postmaster@{settings.server.domain}", now=now)
         agent.log.info("queue.bounced" if bid else "queue.failed_no_bounce", qid=entry.id,
                        rcpt=",".join(failed), bounce_qid=bid)
+        agent.trace.bounced(entry, list(failed), bid)
         agent.wake()
     if forwards:
         agent.wake()
@@ -287,6 +301,7 @@ def _finish(agent: Attempts, entry: QueueEntry, results: dict[str, Result],
                        last_error=first.text)
     agent.log.info("queue.deferred", qid=entry.id, rcpt=",".join(deferred),
                    retry_in=f"{delay:.0f}", reason=first.text)
+    agent.trace.deferred(entry, list(deferred), delay, first.text)
     return False
 
 

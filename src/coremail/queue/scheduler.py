@@ -108,7 +108,7 @@ class DeliverAgent:
             recipients=self.recipients, journal=self.journal, finished=self.finished,
             limiter=self.limiter, connections=self.connections, resolver=self.resolver,
             share=self.share, wake=self.wake, signer=DkimSigner(ctx.home),
-            srs=Srs(ctx.home))
+            srs=Srs(ctx.home), tracer=ctx.tracer)
         self.finished.start()
         self._tasks = [asyncio.create_task(self._run(), name="queue-scheduler"),
                        asyncio.create_task(self._renew(), name="queue-leases")]

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import time
 
 from ..store.interfaces import PURGE_GRACE
 from .scheduler import DeliverAgent
 
 PURGE_EVERY = 60.0
+TRACE_PURGE_EVERY = 3600.0   # message trace events older than trace.keep go
 GRACE = PURGE_GRACE
 
 
@@ -33,6 +35,19 @@ class DeliverAgentService:
         sys.setswitchinterval(0.0005)
         await self.agent.start()
         self._purge = asyncio.get_running_loop().create_task(self._purge_removed())
+        self._trace_purge = asyncio.get_running_loop().create_task(self._purge_trace())
+
+    async def _purge_trace(self) -> None:
+        while True:
+            keep = float(self.ctx.settings.trace.keep)
+            try:
+                gone = await asyncio.to_thread(self.ctx.store.trace_purge, time.time() - keep)
+            except Exception as e:   # tried again next time
+                self.ctx.log.error("deliveragent.trace_purge_failed", error=repr(e))
+            else:
+                if gone:
+                    self.ctx.log.info("deliveragent.trace_purged", events=gone)
+            await asyncio.sleep(TRACE_PURGE_EVERY)
 
     async def _purge_removed(self) -> None:
         while True:
@@ -48,6 +63,7 @@ class DeliverAgentService:
     async def stop(self, timeout: float) -> None:
         if self._purge is not None:
             self._purge.cancel()
+            self._trace_purge.cancel()
         await self.agent.stop(timeout)
 
 

@@ -124,6 +124,10 @@ database = ""             # SQLAlchemy URL; empty: SQLite in DIR/data/coremail.d
 
 [log]
 level = "info"
+
+[trace]
+enabled = true            # record what happens to each message, for `coremail trace`
+keep = "30d"              # then its events are purged
 """
 
 

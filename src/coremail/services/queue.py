@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 
 from ..mail.dsn import RecipientFailure, explain
+from ..obs.trace import DirectTracer, Tracer
 from ..store.interfaces import QueueEntry, Store
 
 _STATUS = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})\s+(.*)$", re.S)
@@ -53,8 +54,9 @@ def describe(entry: QueueEntry, now: float | None = None) -> str:
 class QueueAdmin:
     """Blocking (the store): the queue operations an administrator has."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, tracer: Tracer | None = None):
         self.store = store
+        self.tracer = tracer or DirectTracer(store.trace_add, service="admin")
 
     def lines(self, now: float | None = None) -> list[str]:
         now = time.time() if now is None else now
@@ -64,6 +66,16 @@ class QueueAdmin:
         """Every queued message is retried now; how many."""
         return self.store.queue_flush(time.time())
 
-    def delete(self, queue_id: str) -> bool:
-        """Drop one queued message without a bounce; False if there is none."""
-        return self.store.queue_delete(queue_id)
+    def delete(self, queue_id: str, by: str = "") -> bool:
+        """Drop one queued message without a bounce; False if there is none.
+        ``by`` names who did it, for the message trace."""
+        entry = self.store.queue_get(queue_id)
+        if not self.store.queue_delete(queue_id):
+            return False
+        if entry is not None:
+            waiting = tuple(r.address for r in entry.recipients if r.status == "pending")
+            self.tracer.emit("deleted", queue_id, f"deleted from the queue by {by or 'an administrator'}"
+                             f" (no bounce sent); it was still waiting for "
+                             f"{', '.join(waiting) or 'nobody'}", sender=entry.sender,
+                             recipients=waiting, details={"by": by})
+        return True

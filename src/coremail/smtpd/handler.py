@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..config import Settings
@@ -14,12 +14,14 @@ from ..ingest import Ingest, new_qid
 from ..mail.srs import Srs
 from ..obs.log import Log
 from ..pipeline.decide import Decision
+from ..obs.trace import NullTracer, Tracer
 from ..pipeline.envelope import Client, Envelope
 from ..pipeline.rules import Pipeline
 from ..pipeline.verdict import Verdict, stored_verdict
 from ..services.login import Authenticator, LoginBusy
 from .engine import EngineConfig, Session
 from .parser import Path
+from .tracing import SmtpTrace
 
 
 AUTH_BUSY = Verdict(454, "4.7.0", "too many logins are being checked right now; please try "
@@ -36,12 +38,13 @@ class SessionState:
     messages: int = 0
     unknown: int = 0                # recipients refused as unknown (550 5.1.1)
     harvester: bool = False         # this address is counted already (harvest, logins)
+    trace: list = field(default_factory=list)  # refused RCPTs for the trace (smtpd.tracing)
 
 
 class SmtpHandler:
     def __init__(self, *, store: Any, settings: Callable[[], Settings], log: Log,
                  tls: Any, ingest: Ingest, tracker: Any, auth: Authenticator,
-                 srs: Srs | None = None):
+                 srs: Srs | None = None, tracer: Tracer | None = None):
         self.store = store
         self.settings = settings
         self.log = log
@@ -50,6 +53,7 @@ class SmtpHandler:
         self.tracker = tracker
         self.pipeline = Pipeline(store, settings, log=log, srs=srs)
         self.auth = auth   # throttle shared by the workers, login cache
+        self.trace = SmtpTrace(tracer or NullTracer())
 
     @property
     def throttle(self):
@@ -144,6 +148,7 @@ class SmtpHandler:
         else:
             st.log.info("smtp.sender_refused", ip=session.ip, sender=path.mailbox,
                         reply=str(v))
+            self.trace.sender_refused(session, st, path.mailbox, v)
         return v
 
     async def on_rcpt(self, session: Session, path: Path) -> Verdict:
@@ -154,6 +159,7 @@ class SmtpHandler:
         env.results.append((path.mailbox, f"{v.code}/{v.enhanced}"))
         if rcpt is not None:
             env.recipients.append(rcpt)
+        self.trace.recipient(st, env.sender_text, path.mailbox, v)
         if self.pipeline.unknown_recipient(v):
             return await self._harvest(session, st, v)
         return v
@@ -189,7 +195,7 @@ class SmtpHandler:
         decision = await self.pipeline.check_message(st.client, env, content, size)
         # A refused message has its queue id too: the log line of a virus or a
         # spam refusal is found by it like any other.
-        v, qid = decision.verdict, new_qid()
+        v, qid, job = decision.verdict, new_qid(), None
         if v.ok:
             trace = self.ingest.trace(
                 qid=qid, sender=env.sender_text, helo=st.client.helo, ip=session.ip,
@@ -198,6 +204,8 @@ class SmtpHandler:
             job = decision.job(env, qid=qid, trace=trace, content=content)
             v = stored_verdict(await self.ingest.submit(job))
         self._log_transaction(session, st, env, v, qid, size, decision)
+        self.trace.message(session, st, env, v, qid if job and job.accepted else "", decision,
+                           job, content, size)
         st.env = None
         st.messages += 1
         return v
@@ -207,6 +215,7 @@ class SmtpHandler:
         if st is not None and st.env is not None:
             if st.env.results:
                 self._log_transaction(session, st, st.env, None, "", 0)
+            self.trace.abandoned(session, st)
             st.env = None
 
     def _log_transaction(self, session: Session, st: SessionState, env: Envelope,

@@ -52,7 +52,7 @@ class SmtpService:
                              queue=lambda: ctx.settings.limits.auth_queue)
         self.handler = SmtpHandler(store=ctx.store, settings=lambda: ctx.settings, log=ctx.log,
                                    tls=tls, ingest=ctx.ingest, tracker=self.tracker, auth=auth,
-                                   srs=Srs(ctx.home))
+                                   srs=Srs(ctx.home), tracer=ctx.tracer)
         for name, sock in sockets.items():
             implicit = name == "smtps"
             server = await loop.create_server(

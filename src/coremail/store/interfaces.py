@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterable, Literal, Protocol, Sequence
 
+from ..obs.trace import TraceEvent
+
 SPECIAL_FOLDERS: tuple[tuple[str, str | None], ...] = (
     ("INBOX", None), ("Drafts", "\\Drafts"), ("Sent", "\\Sent"),
     ("Junk", "\\Junk"), ("Trash", "\\Trash"))
@@ -355,3 +357,11 @@ class Store(Protocol):
     def queue_release(self, owner: str, queue_id: str | None = None) -> int: ...
     def queue_lease_owners(self) -> list[str]: ...
     def queue_mark(self, queue_id: str, recipients: Sequence[QueueRecipient]) -> None: ...
+
+    # -- the message trace (obs.trace): events written in batches; found by a
+    # queue id, Message-ID or address (any case, "<>" optional): every event
+    # of the `limit` newest messages with that key since `since`, oldest first.
+    def trace_add(self, events: Sequence[TraceEvent]) -> None: ...
+    def trace_find(self, term: str, *, since: float = 0.0, limit: int = 50
+                   ) -> list[TraceEvent]: ...
+    def trace_purge(self, before: float) -> int: ...   # events older than `before`; how many

@@ -95,6 +95,7 @@ async def _serve(ctx, service, sockets, index: int, ready_fd: int) -> int:
     try:
         await service.stop(STOP_TIMEOUT)
     finally:
+        ctx.close_tracer()
         ctx.store.close()
     ctx.log.info("worker.stopped", pid=os.getpid())
     return 0

@@ -30,10 +30,11 @@ from .bayes import MemoryBayes
 from .messages import MemoryMessages, _Folder, _Msg
 from .queue import MemoryQueue, _Entry
 from .filters import MemoryFilters
+from .trace import MemoryTrace
 from .views import MemoryViews
 
 
-class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, MemoryBayes):
+class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, MemoryBayes, MemoryTrace):
     """Blobs are real files (callers open `blobs.path(id)`): under blob_root,
     or a temp directory of our own that close() removes."""
 
@@ -64,6 +65,8 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
         self._bayes_tokens: dict[int, dict[int, list[int]]] = {}
         self._bayes_totals: dict[int, list[int]] = {}
         self._bayes_learnt: dict[int, dict[str, tuple[bool, float]]] = {}
+        self._trace_events: list = []     # the message trace (memory/trace.py)
+        self._trace_index: dict[str, list[tuple[float, str]]] = {}
 
     def migrate(self) -> None:
         """Nothing to migrate: there is no schema."""

@@ -192,4 +192,34 @@ bayes_learnt = Table(
     Column("spam", Boolean, nullable=False),
     Column("at", Float, nullable=False),
     sqlite_with_rowid=False,
+# The message trace (obs.trace): one row per event, and the keys (queue id,
+# Message-ID, addresses, lower-cased) it can be found by. Events are kept in
+# the order of their message (primary key qid, at, seq; in SQLite a table
+# WITHOUT ROWID, so a message's events share a page) and the key index
+# covers the queue id: a lookup reads a few index pages, then one page or
+# two per message found.
+trace_events = Table(
+    "trace_events", metadata,
+    Column("qid", String(48), primary_key=True),
+    Column("at", Float, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),
+    Column("service", String(16), nullable=False, default=""),
+    Column("message_id", String(255), nullable=False, default=""),
+    Column("sender", String(320), nullable=False, default=""),
+    Column("recipients", Text, nullable=False, default=""),
+    Column("text", Text, nullable=False, default=""),
+    Column("details", Text, nullable=False, default="{}"),
+    Index("ix_trace_events_at", "at"),
+    sqlite_with_rowid=False,
+)
+
+trace_keys = Table(
+    "trace_keys", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(320), nullable=False),
+    Column("qid", String(48), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_trace_keys_key", "key", "at", "qid"),
+    Index("ix_trace_keys_at", "at"),
 )

@@ -24,6 +24,7 @@ from .bayes import BayesStore
 from .messages import MessageStore
 from .queue import QueueStore
 from .filters import FilterStore
+from .trace import TraceStore
 from .views import ViewStore
 
 
@@ -38,11 +39,12 @@ def _disk_full(e: DBAPIError) -> bool:
             or PG_DISK_FULL in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None)))
 
 
-class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore):
+class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, TraceStore):
     def __init__(self, url: str, blob_root: Path):
         self.engine = make_engine(url)
         self.blobs = BlobStore(blob_root)
         self._write_lock = write_lock(self.engine) or nullcontext()
+        self._trace_keyed: set[tuple[str, str]] = set()   # see trace.py
 
     @classmethod
     def open_home(cls, data_dir: Path, url: str = "") -> "SqlStore":
