@@ -31,6 +31,7 @@ from ..mail.mime import summarize
 from ..services.login import LoginBusy
 from ..services.send import Sender
 from ..store.interfaces import BlobMissing, StoreError, User
+from .admin.mount import admin_routes
 from .render import show
 from .sessions import SessionStore, WebSession
 
@@ -285,6 +286,7 @@ def routes(web: Web) -> list:
         Route("/coremail/compose", compose_page, methods=["GET"]),
         Route("/coremail/compose", send, methods=["POST"]),
         Mount("/coremail/static", StaticFiles(directory=HERE / "static"), name="static"),
+        *admin_routes(web),
     ]
 
 

@@ -1,0 +1,224 @@
+"""Webadmin pages for the running system: sign-in, the dashboard, settings
+(built from the typed configuration and saved through services.settings,
+the code of `coremail config set`), the outbound queue (services.queue, as
+`coremail queue`), the services (the supervisor's control socket, as
+`coremail status/start/stop/restart`) and the audit log."""
+from __future__ import annotations
+
+import time
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ...config import ConfigError, load_settings
+from ...services import health
+from ...services.login import LoginBusy
+from ...services.settings import changed, describe, set_values
+from ...services.traffic import totals
+from ...supervisor import control
+from .chart import traffic_chart
+from .console import (COOKIE, PREFIX, Console, N_, admin_or_refusal, back, client_ip, forbidden,
+                      form_of, page, signed_in)
+
+SERVICES_ORDER = ("smtp", "pop3", "imap", "deliveragent", "web")
+
+
+def routes(c: Console) -> list[Route]:
+    web = c.web
+
+    # --------------------------------------------------------------- sign-in
+    async def login_page(request: Request) -> Response:
+        return await page(c, request, "admin/login.html", login="", error="", problems=[])
+
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        login_name = str(form.get("login", "")).strip()
+        s = c.ctx.settings
+        ip = client_ip(request)
+        try:
+            user, wait = await web.auth.login_async(
+                login_name, str(form.get("password", "")), ip, domain=s.server.domain,
+                limit=s.limits.auth_failures, window=float(s.limits.auth_window))
+        except LoginBusy:
+            return await page(c, request, "admin/login.html", 503, login=login_name, problems=[],
+                              error=N_("The server is checking too many sign-ins right now; "
+                                       "try again in a moment."))
+        if user is None:
+            c.ctx.log.info("webadmin.login_failed", ip=ip, login=login_name, throttled=bool(wait))
+            return await page(c, request, "admin/login.html", login=login_name, problems=[],
+                              error=N_("Too many failed sign-ins from your address; try again "
+                                       "in a few minutes.") if wait else
+                              N_("Wrong email address or password."))
+        session = await c.run(web.sessions.create, user.id)
+        c.ctx.log.info("webadmin.login", ip=ip, user=user.address, admin=user.admin)
+        resp = RedirectResponse(f"{PREFIX}/", status_code=303)
+        resp.set_cookie(COOKIE, session.token, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https", path="/")
+        return resp
+
+    async def logout(request: Request) -> Response:
+        got = await signed_in(c, request)
+        if got is not None:
+            if await form_of(request) is None:
+                return await forbidden(c, request)
+            await c.run(web.sessions.delete, got[0].token)
+        resp = RedirectResponse(f"{PREFIX}/login", status_code=303)
+        resp.delete_cookie(COOKIE, path="/")
+        return resp
+
+    # ------------------------------------------------------------- dashboard
+    async def dashboard(request: Request) -> Response:
+        if (refused := await admin_or_refusal(c, request)) is not None:
+            return refused
+        hours = await c.run(c.traffic.last_day)
+        rows = await c.run(c.queue.rows)
+        disk = await c.run(health.disk, c.home / "data")
+        cert = await c.run(health.certificate, c.home / "conf" / "tls")
+        return await page(c, request, "admin/dashboard.html", hours=hours,
+                          sums=totals(hours), chart=traffic_chart(hours), queue=rows,
+                          oldest=min(rows, key=lambda r: r.created).age if rows else "",
+                          disk=disk, cert=cert, svc=await c.status())
+
+    # -------------------------------------------------------------- settings
+    async def settings_page(request: Request, problems: dict | None = None,
+                            typed: dict | None = None, status: int = 200) -> Response:
+        if (refused := await admin_or_refusal(c, request)) is not None:
+            return refused
+        try:
+            current = await c.run(load_settings, c.home)
+            broken = ""
+        except ConfigError as e:
+            current, broken = c.ctx.settings, str(e)
+        return await page(c, request, "admin/settings.html", status,
+                          sections=describe(current), bad=problems or {}, typed=typed or {},
+                          broken=broken)
+
+    async def settings_save(request: Request) -> Response:
+        if (refused := await admin_or_refusal(c, request)) is not None:
+            return refused
+        if (form := await form_of(request)) is None:
+            return await forbidden(c, request)
+        submitted = {k[2:]: v for k, v in form.items() if k.startswith("k:")}
+        current = await c.run(load_settings, c.home)
+        diff = changed(current, submitted)
+        if not diff:
+            return back("/settings", "settings_same")
+        try:
+            await c.run(set_values, c.home, {k: new for k, (_, new) in diff.items()})
+        except ConfigError as e:
+            problems = e.problems or {next(iter(diff)): str(e)}
+            return await settings_page(request, problems, submitted, 400)
+        for key, (old, new) in diff.items():
+            await c.run(c.record, request, "setting.set", key, old, new)
+        return back("/settings", "settings_saved", ", ".join(diff))
+
+    # ----------------------------------------------------------------- queue
+    async def queue_page(request: Request) -> Response:
+        if (refused := await admin_or_refusal(c, request)) is not None:
+            return refused
+        return await page(c, request, "admin/queue.html", rows=await c.run(c.queue.rows),
+                          confirm=request.query_params.get("confirm") == "delete-all")
+
+    async def queue_flush(request: Request) -> Response:
+        if (refused := await admin_or_refusal(c, request)) is not None:
+            return refused
+        if (form := await form_of(request)) is None:
+            return await forbidden(c, request)
+        qid = form.get("id") or None
+        n = await c.run(c.queue.flush, qid)
+        await c.run(c.record, request, "queue.flush", qid or "(all)", "", f"{n} retried now")
+        return back("/queue", "queue_flushed", n)
+
+    async def queue_delete(request: Request) -> Response:
+        if (refused := await admin_or_refusal(c, request)) is not None:
+            return refused
+        if (form := await form_of(request)) is None:
+            return await forbidden(c, request)
+        if form.get("all") == "1":
+            if form.get("confirm") != "1":
+                return back("/queue?confirm=delete-all")
+            ids = [r.id for r in await c.run(c.queue.rows)]
+        else:
+            ids = [form.get("id", "")]
+        gone = [q for q in ids if await c.run(c.queue.delete, q)]
+        for q in gone:
+            await c.run(c.record, request, "queue.delete", q, "queued", "")
+        return back("/queue", "queue_deleted", ", ".join(gone) or "-")
+
+    # -------------------------------------------------------------- services
+    async def services_page(request: Request, error: str = "", status: int = 200) -> Response:
+        if (refused := await admin_or_refusal(c, request)) is not None:
+            return refused
+        st = await c.status(fresh=True)
+        confirm = request.query_params.get("confirm", "")
+        return await page(c, request, "admin/services.html", status, status_reply=st,
+                          error=error, confirm=confirm, clock=time.time())
+
+    async def service_action(request: Request) -> Response:
+        if (refused := await admin_or_refusal(c, request)) is not None:
+            return refused
+        if (form := await form_of(request)) is None:
+            return await forbidden(c, request)
+        name, action = request.path_params["name"], request.path_params["action"]
+        if action not in ("start", "stop", "restart") or name not in SERVICES_ORDER:
+            return await services_page(request, "no such service or action", 400)
+        if name == "web" and action in ("stop", "restart"):
+            if form.get("confirm") != "1":
+                return back(f"/services?confirm={action}")
+            # This very process is stopped: answer first, then ask, without
+            # waiting for a reply that would hold up our own stop.
+            await c.run(c.record, request, f"service.{action}", name, "running", action)
+            resp = await page(c, request, "admin/restarting.html", action=action)
+            resp.background = BackgroundTask(control.send_only, c.home,
+                                             {"cmd": action, "service": name})
+            return resp
+        try:
+            reply = await c.run(control.request, c.home, {"cmd": action, "service": name}, 180)
+        except control.NotRunning as e:
+            return await services_page(request, str(e), 503)
+        before = "running" if action != "start" else "stopped"
+        results = reply.get("results") or [{}]
+        if not reply.get("ok"):
+            err = results[0].get("error") or reply.get("error") or "failed"
+            await c.run(c.record, request, f"service.{action}", name, before, f"failed: {err}")
+            return await services_page(request, f"{name}: {err}", 500)
+        after = "stopped" if action == "stop" else "running"
+        await c.run(c.record, request, f"service.{action}", name, before, after)
+        return back("/services", {"start": "service_started", "stop": "service_stopped",
+                                  "restart": "service_restarted"}[action], name)
+
+    # ------------------------------------------------------------- audit log
+    async def audit_page(request: Request) -> Response:
+        if (refused := await admin_or_refusal(c, request)) is not None:
+            return refused
+        qp = request.query_params
+        try:
+            pg = max(0, int(qp.get("page", "0")))
+        except ValueError:
+            pg = 0
+        since = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}.get(qp.get("since", ""))
+        per = 50
+        entries, total = await c.run(lambda: c.audit.page(
+            actor=qp.get("actor", ""), action=qp.get("action", ""), text=qp.get("q", ""),
+            since=time.time() - since if since else None, offset=pg * per, limit=per))
+        return await page(c, request, "admin/audit.html", entries=entries, total=total,
+                          page=pg, pages=max(1, -(-total // per)), f=dict(qp))
+
+    p = PREFIX
+    return [
+        Route(f"{p}/", dashboard, methods=["GET"]),
+        Route(f"{p}", lambda r: RedirectResponse(f"{p}/", status_code=302), methods=["GET"]),
+        Route(f"{p}/login", login_page, methods=["GET"]),
+        Route(f"{p}/login", login, methods=["POST"]),
+        Route(f"{p}/logout", logout, methods=["POST"]),
+        Route(f"{p}/settings", settings_page, methods=["GET"]),
+        Route(f"{p}/settings", settings_save, methods=["POST"]),
+        Route(f"{p}/queue", queue_page, methods=["GET"]),
+        Route(f"{p}/queue/flush", queue_flush, methods=["POST"]),
+        Route(f"{p}/queue/delete", queue_delete, methods=["POST"]),
+        Route(f"{p}/services", services_page, methods=["GET"]),
+        Route(f"{p}/services/{{name}}/{{action}}", service_action, methods=["POST"]),
+        Route(f"{p}/audit", audit_page, methods=["GET"]),
+    ]
