@@ -86,7 +86,8 @@ def _size(n: int) -> str:
 
 
 def _secure_headers(resp: Response) -> Response:
-    resp.headers["Content-Security-Policy"] = CSP
+    if "content-security-policy" not in resp.headers:   # a page may set a stricter one
+        resp.headers["Content-Security-Policy"] = CSP
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "no-referrer"
     resp.headers["X-Frame-Options"] = "DENY"

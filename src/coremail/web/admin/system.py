@@ -5,11 +5,12 @@ the code of `coremail config set`), the outbound queue (services.queue, as
 `coremail status/start/stop/restart`) and the audit log."""
 from __future__ import annotations
 
+import secrets
 import time
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ...config import ConfigError, load_settings
@@ -23,6 +24,10 @@ from .console import (COOKIE, PREFIX, Console, N_, admin_or_refusal, back, clien
                       form_of, page, signed_in)
 
 SERVICES_ORDER = ("smtp", "pop3", "imap", "deliveragent", "web")
+# The web's policy plus this page's one script file and its requests to us.
+RESTART_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
+               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+BOOT = secrets.token_hex(8)     # names this process: a restarted web answers another
 
 
 def routes(c: Console) -> list[Route]:
@@ -170,7 +175,9 @@ def routes(c: Console) -> list[Route]:
             # This very process is stopped: answer first, then ask, without
             # waiting for a reply that would hold up our own stop.
             await c.run(c.record, request, f"service.{action}", name, "running", action)
-            resp = await page(c, request, "admin/restarting.html", action=action)
+            resp = await page(c, request, "admin/restarting.html", action=action, boot=BOOT)
+            # Its one script waits for the new process (see static/admin-restart.js).
+            resp.headers["Content-Security-Policy"] = RESTART_CSP
             resp.background = BackgroundTask(control.send_only, c.home,
                                              {"cmd": action, "service": name})
             return resp
@@ -188,6 +195,10 @@ def routes(c: Console) -> list[Route]:
         await c.run(c.record, request, f"service.{action}", name, before, after)
         return back("/services", {"start": "service_started", "stop": "service_stopped",
                                   "restart": "service_restarted"}[action], name)
+
+    async def ping(request: Request) -> Response:
+        """Which process answers: the restart page waits for a new one."""
+        return PlainTextResponse(BOOT, headers={"Cache-Control": "no-store"})
 
     # ------------------------------------------------------------- audit log
     async def audit_page(request: Request) -> Response:
@@ -221,4 +232,5 @@ def routes(c: Console) -> list[Route]:
         Route(f"{p}/services", services_page, methods=["GET"]),
         Route(f"{p}/services/{{name}}/{{action}}", service_action, methods=["POST"]),
         Route(f"{p}/audit", audit_page, methods=["GET"]),
+        Route(f"{p}/ping", ping, methods=["GET"]),
     ]
