@@ -63,6 +63,13 @@ def status_pid(served, service: str) -> str:
 
 def test_a_plain_user_is_refused(served, page):
     sign_in(page, served, "plain@example.test", PW)
+    assert page.get_by_role("alert").inner_text() == "This account may not use this console."
+    assert not [c for c in page.context.cookies() if c["name"] == "cm_session"]
+    page.goto(served.url + "/coremail/login")          # signed in to the webmail instead
+    page.get_by_label("Email").fill("plain")
+    page.get_by_label("Password").fill(PW)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(served.url + "/webadmin/users")
     assert page.locator("h1").inner_text() == "Not allowed"
     assert page.locator("nav.side").count() == 0          # no half-rendered console
     [cookie] = [c for c in page.context.cookies() if c["name"] == "cm_session"]

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from ...config import parse_size
 from ...services.accounts import AccountError
+from ..i18n import _
 from .console import (PREFIX, Console, admin_or_refusal, back, forbidden, form_of, page)
 
 PER_PAGE = 50
@@ -33,7 +34,7 @@ def routes(c: Console) -> list[Route]:
         if (refused := await admin_or_refusal(c, request)) is not None:
             return refused
         usage = await c.run(c.accounts().domain_usage)
-        return await page(c, request, "admin/domains.html", status, usage=usage, error=error,
+        return await page(c, request, "domains.html", status, usage=usage, error=error,
                           primary=c.ctx.settings.server.domain)
 
     async def domain_add(request: Request) -> Response:
@@ -55,8 +56,8 @@ def routes(c: Console) -> list[Route]:
             return await forbidden(c, request)
         name = form.get("domain", "")
         if name == c.ctx.settings.server.domain:
-            return await domains(request, "the primary domain (server.domain) cannot be "
-                                 "deleted", 400)
+            return await domains(request, _("The primary domain (server.domain) cannot be "
+                                            "deleted."), 400)
         try:
             await c.run(c.accounts().delete_domain, name)
         except AccountError as e:
@@ -77,10 +78,10 @@ def routes(c: Console) -> list[Route]:
                 q, domain or None, page=pg, per_page=PER_PAGE))
         except AccountError as e:
             found, total, q = [], 0, q
-            return await page(c, request, "admin/users.html", 400, users=found, total=total,
+            return await page(c, request, "users.html", 400, users=found, total=total,
                               q=q, domain=domain, page=pg, pages=1, error=str(e),
                               domains=await c.run(accounts.list_domains))
-        return await page(c, request, "admin/users.html", users=found, total=total, q=q,
+        return await page(c, request, "users.html", users=found, total=total, q=q,
                           domain=domain, page=pg, pages=max(1, -(-total // PER_PAGE)),
                           error="", domains=await c.run(accounts.list_domains))
 
@@ -89,7 +90,7 @@ def routes(c: Console) -> list[Route]:
         if (refused := await admin_or_refusal(c, request)) is not None:
             return refused
         accounts = c.accounts()
-        return await page(c, request, "admin/user_new.html", status, values=values or {},
+        return await page(c, request, "user_new.html", status, values=values or {},
                           error=error, domains=await c.run(accounts.list_domains),
                           default_quota=str(c.ctx.settings.limits.default_quota))
 
@@ -102,7 +103,7 @@ def routes(c: Console) -> list[Route]:
         if "@" not in address and form.get("domain"):
             address = f"{address}@{form['domain']}"
         if form.get("password", "") != form.get("password2", ""):
-            return await user_new(request, form, "the two passwords differ", 400)
+            return await user_new(request, form, _("The two passwords differ."), 400)
         quota = form.get("quota", "").strip() or None
         try:
             user = await c.run(lambda: c.accounts().add_user(
@@ -120,9 +121,9 @@ def routes(c: Console) -> list[Route]:
         try:
             user = await c.run(c.accounts().get, request.path_params["address"])
         except AccountError as e:
-            return await page(c, request, "admin/missing.html", 404, text=str(e))
+            return await page(c, request, "missing.html", 404, text=str(e))
         fwd = await c.run(c.store.get_forward, user.id)
-        return await page(c, request, "admin/user.html", status, u=user, fwd=fwd,
+        return await page(c, request, "user.html", status, u=user, fwd=fwd,
                           quota_text=_quota_text(user.quota), error=error,
                           me=request.state.user)
 
@@ -149,8 +150,8 @@ def routes(c: Console) -> list[Route]:
                 want = form.get(flag) == "1"
                 if want != getattr(user, flag):
                     if user.id == me.id and not want:
-                        raise AccountError("you cannot take away your own sign-in or admin "
-                                           "right here; another administrator can")
+                        raise AccountError(_("You cannot take away your own sign-in or admin "
+                                             "right here; another administrator can."))
                     fields[flag] = want
             if fields:
                 new = await c.run(lambda: accounts.update(user.address, **fields))
@@ -170,7 +171,7 @@ def routes(c: Console) -> list[Route]:
             return await forbidden(c, request)
         address = request.path_params["address"]
         if form.get("password", "") != form.get("password2", ""):
-            return await user_page(request, "the two passwords differ", 400)
+            return await user_page(request, _("The two passwords differ."), 400)
         try:
             user = await c.run(c.accounts().set_password, address, form.get("password", ""))
         except AccountError as e:
@@ -184,16 +185,16 @@ def routes(c: Console) -> list[Route]:
         try:
             user = await c.run(c.accounts().get, request.path_params["address"])
         except AccountError as e:
-            return await page(c, request, "admin/missing.html", 404, text=str(e))
+            return await page(c, request, "missing.html", 404, text=str(e))
         if request.method == "GET":
-            return await page(c, request, "admin/user_delete.html", u=user)
+            return await page(c, request, "user_delete.html", u=user)
         if (form := await form_of(request)) is None:
             return await forbidden(c, request)
         if user.id == request.state.user.id:
-            return await user_page(request, "you cannot delete your own account", 400)
+            return await user_page(request, _("You cannot delete your own account."), 400)
         if form.get("confirm") != user.address:
-            return await page(c, request, "admin/user_delete.html", 400, u=user,
-                              error="type the address exactly to confirm")
+            return await page(c, request, "user_delete.html", 400, u=user,
+                              error=_("Type the address exactly to confirm."))
         try:
             await c.run(c.accounts().delete_user, user.address)
         except AccountError as e:
@@ -232,7 +233,7 @@ def routes(c: Console) -> list[Route]:
         if (refused := await admin_or_refusal(c, request)) is not None:
             return refused
         accounts = c.accounts()
-        return await page(c, request, "admin/aliases.html", status,
+        return await page(c, request, "aliases.html", status,
                           aliases=await c.run(accounts.list_aliases),
                           forwards=await c.run(accounts.list_forwards), error=error,
                           values=values or {})

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -18,15 +19,13 @@ from ...services.queue import QueueAdmin
 from ...services.traffic import Traffic
 from ...store.interfaces import User
 from ...supervisor import control
+from ..i18n import N_
 from ..sessions import WebSession
+from ..site import Site, WebContext, checked_form, render, session_of
+from ..site import forbidden as expired
 
-COOKIE = "cm_session"
 PREFIX = "/webadmin"
-
-
-def N_(text: str) -> str:
-    """Marks a message for the catalog; the page translates it when shown."""
-    return text
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "admin"
 
 
 # What a service being down means for the people using the system.
@@ -53,8 +52,9 @@ class Problem:
 class Console:
     """What the admin pages need, built once per web worker."""
 
-    def __init__(self, web: Any):
+    def __init__(self, web: WebContext, site: Site):
         self.web = web
+        self.site = site
         self.ctx = web.ctx
         self.home = web.ctx.home
         self.store = web.ctx.store
@@ -113,15 +113,7 @@ def client_ip(request: Request) -> str:
 
 
 async def signed_in(console: Console, request: Request) -> tuple[WebSession, User] | None:
-    web = console.web
-    s = await console.run(web.sessions.get, request.cookies.get(COOKIE))
-    if s is None:
-        return None
-    user = await console.run(web.store.get_user_by_id, s.user_id)
-    if user is None or not user.enabled:
-        return None
-    request.state.session, request.state.user = s, user
-    return s, user
+    return await session_of(console.web, request)
 
 
 async def admin_or_refusal(console: Console, request: Request) -> Response | None:
@@ -129,64 +121,64 @@ async def admin_or_refusal(console: Console, request: Request) -> Response | Non
     the sign-in page, or a 403 page for a signed-in user without the right."""
     got = await signed_in(console, request)
     if got is None:
-        return RedirectResponse(f"{PREFIX}/login", status_code=303)
+        return RedirectResponse(f"{PREFIX}/login?{urlencode({'next': request.url.path})}",
+                                status_code=303)
     if not got[1].admin:
         console.ctx.log.info("webadmin.refused", user=got[1].address, ip=client_ip(request),
                              path=request.url.path)
-        return await page(console, request, "admin/refused.html", 403)
+        return await page(console, request, "refused.html", 403)
     return None
 
 
 async def form_of(request: Request) -> dict[str, str] | None:
     """The POST's fields, or None when its CSRF token is missing or wrong."""
-    form = await request.form()
-    s: WebSession = request.state.session
-    if form.get("csrf") != s.csrf:
-        return None
-    return {k: str(v) for k, v in form.items()}
+    form = await checked_form(request, request.state.session)
+    return None if form is None else {k: str(v) for k, v in form.items()}
 
 
 async def page(console: Console, request: Request, name: str, status: int = 200,
-               **values) -> Response:
+               error: str = "", **values) -> Response:
     if "problems" not in values:
-        values["problems"] = [] if name == "admin/refused.html" else await console.problems()
+        values["problems"] = [] if name == "refused.html" else await console.problems()
     values.setdefault("impact", IMPACT)
-    values.setdefault("now", time.time())
-    code = request.query_params.get("notice", "")
-    values.setdefault("notice", NOTICES.get(code, ""))
-    values.setdefault("notice_args", {"what": request.query_params.get("what", "")})
-    return console.web.page(request, name, status, **values)
+    if error:
+        values["flashes"] = [("error", error)]
+    return render(console.site, request, name, status, **values)
 
 
 async def forbidden(console: Console, request: Request) -> Response:
-    return await page(console, request, "admin/expired.html", 403)
+    return expired(console.site, request)
 
 
 # The sentence shown after a change, by the code a redirect carries (a
-# code, not the text: a link made elsewhere cannot put words on this page).
+# code, not the text: a link made elsewhere cannot put words on this page);
+# {n} is what changed.
 NOTICES = {
-    "domain_added": N_("The domain %(what)s was added."),
-    "domain_deleted": N_("The domain %(what)s was deleted."),
-    "user_added": N_("The user %(what)s was added."),
-    "user_saved": N_("The changes to %(what)s were saved."),
-    "user_password": N_("The password of %(what)s was changed."),
-    "user_deleted": N_("The user %(what)s and all of their mail were deleted."),
-    "alias_added": N_("The alias %(what)s was added."),
-    "alias_deleted": N_("The alias %(what)s was deleted."),
-    "forward_set": N_("The auto-forward of %(what)s was saved."),
-    "forward_cleared": N_("The auto-forward of %(what)s was turned off."),
-    "settings_saved": N_("Saved: %(what)s. Running services use the new values within a few seconds."),
+    "domain_added": N_("The domain {n} was added."),
+    "domain_deleted": N_("The domain {n} was deleted."),
+    "user_added": N_("The user {n} was added."),
+    "user_saved": N_("The changes to {n} were saved."),
+    "user_password": N_("The password of {n} was changed."),
+    "user_deleted": N_("The user {n} and all of their mail were deleted."),
+    "alias_added": N_("The alias {n} was added."),
+    "alias_deleted": N_("The alias {n} was deleted."),
+    "forward_set": N_("The auto-forward of {n} was saved."),
+    "forward_cleared": N_("The auto-forward of {n} was turned off."),
+    "settings_saved": N_("Saved: {n}. Running services use the new values within a few seconds."),
     "settings_same": N_("Nothing was changed."),
-    "queue_flushed": N_("%(what)s message(s) will be retried now."),
-    "queue_deleted": N_("Deleted from the queue: %(what)s."),
-    "service_started": N_("%(what)s was started."),
-    "service_stopped": N_("%(what)s was stopped."),
-    "service_restarted": N_("%(what)s was restarted."),
+    "queue_flushed": N_("{n} message(s) will be retried now."),
+    "queue_deleted": N_("Deleted from the queue: {n}."),
+    "service_started": N_("{n} was started."),
+    "service_stopped": N_("{n} was stopped."),
+    "service_restarted": N_("{n} was restarted."),
 }
 
 
+def admin_site() -> Site:
+    return Site(PREFIX + "/", TEMPLATES, dict(NOTICES), title="coremail")
+
+
 def back(path: str, notice: str = "", what: object = "") -> Response:
-    from urllib.parse import urlencode
     sep = "&" if "?" in path else "?"
-    q = f"{sep}{urlencode({'notice': notice, 'what': str(what)})}" if notice else ""
+    q = f"{sep}{urlencode({'done': notice, 'n': str(what)})}" if notice else ""
     return RedirectResponse(f"{PREFIX}{path}{q}", status_code=303)

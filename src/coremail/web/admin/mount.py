@@ -1,12 +1,14 @@
 """The webadmin's routes for the web service's app (web/app.py mounts
-them), and the template filters its pages use."""
+them): sign-in for administrators only (web.signin, the webmail's code),
+the pages, and the template filters they add."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
+from ..signin import signin_routes
+from ..site import WebContext
 from . import accounts, system
-from .console import Console
+from .console import Console, admin_site
 
 
 def _stamp(epoch: float) -> str:
@@ -23,13 +25,9 @@ def _uptime(seconds: float) -> str:
     return f"{m}m {s % 60}s"
 
 
-def admin_routes(web: Any) -> list:
-    env = web.templates
-    if "jinja2.ext.InternationalizationExtension" not in env.extensions:
-        # Until the shared environment brings the catalogs: English as written.
-        env.add_extension("jinja2.ext.i18n")
-        env.install_null_translations(newstyle=True)   # type: ignore[attr-defined]
-    env.filters["stamp"] = _stamp
-    env.filters["uptime"] = _uptime
-    console = Console(web)
-    return system.routes(console) + accounts.routes(console)
+def admin_routes(web: WebContext) -> list:
+    site = admin_site()
+    site.env.filters.update(stamp=_stamp, uptime=_uptime)
+    console = Console(web, site)
+    return (signin_routes(site, web, allowed=lambda user: user.admin)
+            + system.routes(console) + accounts.routes(console))

@@ -15,13 +15,12 @@ from starlette.routing import Route
 
 from ...config import ConfigError, load_settings
 from ...services import health
-from ...services.login import LoginBusy
 from ...services.settings import changed, describe, set_values
 from ...services.traffic import totals
 from ...supervisor import control
+from ..i18n import _
 from .chart import traffic_chart
-from .console import (COOKIE, PREFIX, Console, N_, admin_or_refusal, back, client_ip, forbidden,
-                      form_of, page, signed_in)
+from .console import PREFIX, Console, admin_or_refusal, back, forbidden, form_of, page
 
 SERVICES_ORDER = ("smtp", "pop3", "imap", "deliveragent", "web")
 # The web's policy plus this page's one script file and its requests to us.
@@ -31,48 +30,6 @@ BOOT = secrets.token_hex(8)     # names this process: a restarted web answers an
 
 
 def routes(c: Console) -> list[Route]:
-    web = c.web
-
-    # --------------------------------------------------------------- sign-in
-    async def login_page(request: Request) -> Response:
-        return await page(c, request, "admin/login.html", login="", error="", problems=[])
-
-    async def login(request: Request) -> Response:
-        form = await request.form()
-        login_name = str(form.get("login", "")).strip()
-        s = c.ctx.settings
-        ip = client_ip(request)
-        try:
-            user, wait = await web.auth.login_async(
-                login_name, str(form.get("password", "")), ip, domain=s.server.domain,
-                limit=s.limits.auth_failures, window=float(s.limits.auth_window))
-        except LoginBusy:
-            return await page(c, request, "admin/login.html", 503, login=login_name, problems=[],
-                              error=N_("The server is checking too many sign-ins right now; "
-                                       "try again in a moment."))
-        if user is None:
-            c.ctx.log.info("webadmin.login_failed", ip=ip, login=login_name, throttled=bool(wait))
-            return await page(c, request, "admin/login.html", login=login_name, problems=[],
-                              error=N_("Too many failed sign-ins from your address; try again "
-                                       "in a few minutes.") if wait else
-                              N_("Wrong email address or password."))
-        session = await c.run(web.sessions.create, user.id)
-        c.ctx.log.info("webadmin.login", ip=ip, user=user.address, admin=user.admin)
-        resp = RedirectResponse(f"{PREFIX}/", status_code=303)
-        resp.set_cookie(COOKIE, session.token, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https", path="/")
-        return resp
-
-    async def logout(request: Request) -> Response:
-        got = await signed_in(c, request)
-        if got is not None:
-            if await form_of(request) is None:
-                return await forbidden(c, request)
-            await c.run(web.sessions.delete, got[0].token)
-        resp = RedirectResponse(f"{PREFIX}/login", status_code=303)
-        resp.delete_cookie(COOKIE, path="/")
-        return resp
-
     # ------------------------------------------------------------- dashboard
     async def dashboard(request: Request) -> Response:
         if (refused := await admin_or_refusal(c, request)) is not None:
@@ -81,7 +38,7 @@ def routes(c: Console) -> list[Route]:
         rows = await c.run(c.queue.rows)
         disk = await c.run(health.disk, c.home / "data")
         cert = await c.run(health.certificate, c.home / "conf" / "tls")
-        return await page(c, request, "admin/dashboard.html", hours=hours,
+        return await page(c, request, "dashboard.html", hours=hours,
                           sums=totals(hours), chart=traffic_chart(hours), queue=rows,
                           oldest=min(rows, key=lambda r: r.created).age if rows else "",
                           disk=disk, cert=cert, svc=await c.status())
@@ -96,7 +53,7 @@ def routes(c: Console) -> list[Route]:
             broken = ""
         except ConfigError as e:
             current, broken = c.ctx.settings, str(e)
-        return await page(c, request, "admin/settings.html", status,
+        return await page(c, request, "settings.html", status,
                           sections=describe(current), bad=problems or {}, typed=typed or {},
                           broken=broken)
 
@@ -123,7 +80,7 @@ def routes(c: Console) -> list[Route]:
     async def queue_page(request: Request) -> Response:
         if (refused := await admin_or_refusal(c, request)) is not None:
             return refused
-        return await page(c, request, "admin/queue.html", rows=await c.run(c.queue.rows),
+        return await page(c, request, "queue.html", rows=await c.run(c.queue.rows),
                           confirm=request.query_params.get("confirm") == "delete-all")
 
     async def queue_flush(request: Request) -> Response:
@@ -158,7 +115,7 @@ def routes(c: Console) -> list[Route]:
             return refused
         st = await c.status(fresh=True)
         confirm = request.query_params.get("confirm", "")
-        return await page(c, request, "admin/services.html", status, status_reply=st,
+        return await page(c, request, "services.html", status, status_reply=st,
                           error=error, confirm=confirm, clock=time.time())
 
     async def service_action(request: Request) -> Response:
@@ -168,14 +125,14 @@ def routes(c: Console) -> list[Route]:
             return await forbidden(c, request)
         name, action = request.path_params["name"], request.path_params["action"]
         if action not in ("start", "stop", "restart") or name not in SERVICES_ORDER:
-            return await services_page(request, "no such service or action", 400)
+            return await services_page(request, _("There is no such service or action."), 400)
         if name == "web" and action in ("stop", "restart"):
             if form.get("confirm") != "1":
                 return back(f"/services?confirm={action}")
             # This very process is stopped: answer first, then ask, without
             # waiting for a reply that would hold up our own stop.
             await c.run(c.record, request, f"service.{action}", name, "running", action)
-            resp = await page(c, request, "admin/restarting.html", action=action, boot=BOOT)
+            resp = await page(c, request, "restarting.html", action=action, boot=BOOT)
             # Its one script waits for the new process (see static/admin-restart.js).
             resp.headers["Content-Security-Policy"] = RESTART_CSP
             resp.background = BackgroundTask(control.send_only, c.home,
@@ -214,16 +171,13 @@ def routes(c: Console) -> list[Route]:
         entries, total = await c.run(lambda: c.audit.page(
             actor=qp.get("actor", ""), action=qp.get("action", ""), text=qp.get("q", ""),
             since=time.time() - since if since else None, offset=pg * per, limit=per))
-        return await page(c, request, "admin/audit.html", entries=entries, total=total,
+        return await page(c, request, "audit.html", entries=entries, total=total,
                           page=pg, pages=max(1, -(-total // per)), f=dict(qp))
 
     p = PREFIX
     return [
         Route(f"{p}/", dashboard, methods=["GET"]),
         Route(f"{p}", lambda r: RedirectResponse(f"{p}/", status_code=302), methods=["GET"]),
-        Route(f"{p}/login", login_page, methods=["GET"]),
-        Route(f"{p}/login", login, methods=["POST"]),
-        Route(f"{p}/logout", logout, methods=["POST"]),
         Route(f"{p}/settings", settings_page, methods=["GET"]),
         Route(f"{p}/settings", settings_save, methods=["POST"]),
         Route(f"{p}/queue", queue_page, methods=["GET"]),
