@@ -12,7 +12,7 @@ TEST_DEBS := swaks postfix fetchmail isync curl postgresql chromium fonts-noto-c
 IMAPTEST_SRC ?= ../shared/imaptest
 IMAPTEST_BUILD ?= $(VENV)/imaptest
 
-.PHONY: install start stop test test-deps lint clean imaptest
+.PHONY: install start stop test test-deps lint clean imaptest messages
 
 $(BIN)/coremail: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ $(IMAPTEST_BUILD)/bin/imaptest:
 	$$SUDO env IMAPTEST_BUILD=$(abspath $(IMAPTEST_BUILD)) JOBS=$${JOBS:-2} bash $(IMAPTEST_SRC)/build.sh
 
 imaptest: $(IMAPTEST_BUILD)/bin/imaptest
+
+# The web pages' strings: re-extract them and merge them into every catalog
+# (then translate the new entries in src/coremail/web/locale/*/LC_MESSAGES/messages.po).
+WEB := src/coremail/web
+messages: install
+	$(BIN)/pybabel -q extract -F $(WEB)/babel.cfg --no-location --sort-output \
+		--msgid-bugs-address= --project=coremail -o $(WEB)/locale/messages.pot $(WEB)
+	$(BIN)/pybabel -q update -i $(WEB)/locale/messages.pot -d $(WEB)/locale --no-fuzzy-matching --ignore-obsolete
 
 lint: test-deps
 	$(BIN)/ruff check --no-cache src tests bench/*

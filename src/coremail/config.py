@@ -26,7 +26,12 @@ _DUR_MULT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 class ConfigError(Exception):
-    """A configuration problem, worded for an administrator (names the key)."""
+    """A configuration problem, worded for an administrator (names the key).
+    `problems` maps each bad key to what is wrong with it (a form shows them)."""
+
+    def __init__(self, text: str, problems: dict[str, str] | None = None):
+        super().__init__(text)
+        self.problems = problems or {}
 
 
 def parse_size(value: Any) -> int:
@@ -262,8 +267,10 @@ def build_settings(data: dict, env: dict[str, str] | None = None) -> Settings:
     try:
         return Settings(**data)
     except ValidationError as e:
-        lines = "\n  ".join(_describe(err) for err in e.errors())
-        raise ConfigError(f"bad configuration:\n  {lines}") from None
+        described = [_describe(err) for err in e.errors()]
+        problems = dict(d.split(": ", 1) for d in described if ": " in d)
+        lines = "\n  ".join(described)
+        raise ConfigError(f"bad configuration:\n  {lines}", problems) from None
     finally:
         if saved is not None:
             os.environ.clear()

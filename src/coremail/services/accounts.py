@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..config import parse_size
 from ..mail.address import (AddressError, Address, login_address, normalise_domain,
                             parse_address, parse_mailbox_address)
-from ..store.interfaces import AlreadyExists, NotFound, Store, StoreError, User
+from ..store.interfaces import AlreadyExists, DomainUsage, NotFound, Store, StoreError, User
 from .passwords import hash_password, verify_password
 
 
@@ -72,6 +72,10 @@ class Accounts:
     def list_domains(self) -> list[str]:
         return [d.name for d in self.store.list_domains()]
 
+    def domain_usage(self) -> list[DomainUsage]:
+        """Each domain with its number of users and the storage they use."""
+        return self.store.domain_usage()
+
     # -- users
     def add_user(self, address: str, password: str, *, quota: int | str | None = None,
                  name: str = "", admin: bool = False) -> User:
@@ -118,6 +122,17 @@ class Accounts:
                 raise AccountError(f"the domain {d} is not a local domain")
             return self.store.list_users(d)
         return self.store.list_users()
+
+    def find_users(self, query: str = "", domain: str | None = None, *, page: int = 0,
+                   per_page: int = 50) -> tuple[list[User], int]:
+        """One page of the users whose address or name contains `query`, and
+        how many match in all (bounded queries: fast at any number of users)."""
+        return self.store.find_users(query.strip(), _domain(domain) if domain else None,
+                                     offset=max(0, page) * per_page, limit=per_page)
+
+    def list_forwards(self):
+        """(address, Forward) of every user with an auto-forward."""
+        return self.store.list_forwards()
 
     # -- aliases
     def add_alias(self, alias: str, target: str):

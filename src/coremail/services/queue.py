@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from ..mail.dsn import RecipientFailure, explain
@@ -34,21 +35,42 @@ def in_words(recipient: str, last_error: str, queued_for: float) -> str:
     return f"{what} ({' '.join(text.split())})"
 
 
-def describe(entry: QueueEntry, now: float | None = None) -> str:
+@dataclass(frozen=True)
+class QueueRow:
+    """One queued message as `coremail queue list` and the webadmin show it."""
+
+    id: str
+    age: str
+    sender: str
+    recipients: tuple[str, ...]     # those still waiting
+    why: str                        # the last error in words, or "not tried yet"
+    next_try: str                   # "in 5m", "now", or "" when not tried yet
+    size: int
+    attempts: int
+    created: float
+
+
+def row(entry: QueueEntry, now: float | None = None) -> QueueRow:
     now = time.time() if now is None else now
     waiting = [r for r in entry.recipients if r.status == "pending"]
-    rcpts = ",".join(r.address for r in waiting) or "-"
     if not entry.last_error:
         why = "not tried yet"
     else:
         first = waiting[0].address if waiting else (entry.recipients[0].address
                                                      if entry.recipients else "")
         why = in_words(first, entry.last_error, now - entry.created)
-    retry = ""
-    if entry.last_error and entry.next_attempt > now:
-        retry = f"; next try in {age(entry.next_attempt - now)}"
-    return (f"{entry.id}\t{age(now - entry.created)}\t{entry.sender or '<>'}\t{rcpts}\t"
-            f"{why}{retry}")
+    nxt = ""
+    if entry.last_error:
+        nxt = f"in {age(entry.next_attempt - now)}" if entry.next_attempt > now else "now"
+    return QueueRow(entry.id, age(now - entry.created), entry.sender or "<>",
+                    tuple(r.address for r in waiting), why, nxt, entry.size, entry.attempts,
+                    entry.created)
+
+
+def describe(entry: QueueEntry, now: float | None = None) -> str:
+    r = row(entry, now)
+    retry = f"; next try {r.next_try}" if r.next_try.startswith("in ") else ""
+    return f"{r.id}\t{r.age}\t{r.sender}\t{','.join(r.recipients) or '-'}\t{r.why}{retry}"
 
 
 class QueueAdmin:
@@ -62,9 +84,13 @@ class QueueAdmin:
         now = time.time() if now is None else now
         return [describe(e, now) for e in self.store.queue_list()]
 
-    def flush(self) -> int:
-        """Every queued message is retried now; how many."""
-        return self.store.queue_flush(time.time())
+    def rows(self, now: float | None = None) -> list[QueueRow]:
+        now = time.time() if now is None else now
+        return [row(e, now) for e in self.store.queue_list()]
+
+    def flush(self, queue_id: str | None = None) -> int:
+        """Every queued message (or the one named) is retried now; how many."""
+        return self.store.queue_flush(time.time(), queue_id)
 
     def delete(self, queue_id: str, by: str = "") -> bool:
         """Drop one queued message without a bounce; False if there is none.

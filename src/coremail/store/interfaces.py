@@ -198,6 +198,7 @@ class FilterRule:
     created: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
 class BayesItem:
     """One message to train into a model of the intelligent score: its
     digest (what identifies it, 32 hex digits), its class and its hashed
@@ -212,6 +213,29 @@ class BayesItem:
 # class (the earlier training undone), or already trained so (nothing).
 BayesOutcome = Literal["learnt", "relearnt", "known"]
 GLOBAL_MODEL = 0      # the owner of the administrator's model; users own theirs by id
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One administrative change: who made it, from where, when, on what,
+    and the value before and after (empty where there was none)."""
+
+    id: int
+    at: float
+    actor: str
+    ip: str
+    action: str        # e.g. "user.add", "setting.set", "service.restart"
+    target: str        # the address, domain, key, queue id or service
+    old: str = ""
+    new: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DomainUsage:
+    name: str
+    users: int
+    used_bytes: int
+
 
 FlagMode = Literal["set", "add", "remove"]
 
@@ -257,6 +281,23 @@ class Store(Protocol):
     def list_users(self, domain: str | None = None) -> list[User]: ...
     def update_user(self, address: str, **fields: object) -> User: ...
     def delete_user(self, address: str) -> None: ...
+
+    # One page of users whose address or name contains `query` (any case),
+    # ordered by address, and how many match in all (the webadmin's list).
+    def find_users(self, query: str = "", domain: str | None = None, *, offset: int = 0,
+                   limit: int = 50) -> tuple[list[User], int]: ...
+    def domain_usage(self) -> list[DomainUsage]: ...
+    # Every auto-forward with its user's address, ordered by address.
+    def list_forwards(self) -> list[tuple[str, Forward]]: ...
+
+    # -- the audit log of administrative changes
+    def audit_add(self, *, actor: str, ip: str, action: str, target: str, old: str = "",
+                  new: str = "", at: float | None = None) -> AuditEntry: ...
+    # Newest first; every filter is optional (action matches as a prefix,
+    # text anywhere in target, old or new).
+    def audit_list(self, *, actor: str = "", action: str = "", text: str = "",
+                   since: float | None = None, offset: int = 0,
+                   limit: int = 50) -> tuple[list[AuditEntry], int]: ...
 
     # -- aliases and forwards
     def add_alias(self, address: str, target: str) -> Alias: ...
@@ -348,7 +389,8 @@ class Store(Protocol):
     # Many finished entries in one transaction (the deliveragent's group
     # commit); returns how many were still there.
     def queue_delete_many(self, queue_ids: Sequence[str]) -> int: ...
-    def queue_flush(self, now: float) -> int: ...
+    # Due now: every entry, or only queue_id; returns how many were waiting.
+    def queue_flush(self, now: float, queue_id: str | None = None) -> int: ...
     # -- queue leases (the deliveragent): claim due, unleased entries for
     # `owner` until `until`; queue_update ends the lease of its entry.
     def queue_claim(self, owner: str, now: float, until: float,

@@ -43,6 +43,19 @@ def request(home: Path, req: dict, timeout: float = 180.0) -> dict:
     return json.loads(buf) if buf else {"ok": False, "error": "no reply from the supervisor"}
 
 
+def send_only(home: Path, req: dict) -> None:
+    """Hand the supervisor a request without waiting for its reply: how a
+    service asks for its own restart (waiting would hold up its own stop)."""
+    path = Path(home) / "run" / SOCKET_NAME
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        try:
+            s.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise NotRunning("coremail is not running (no supervisor); `coremail start` starts it") from None
+        s.sendall((json.dumps(req) + "\n").encode())
+
+
 def running_pid(home: Path) -> int | None:
     """The pid of the supervisor answering on the socket, else None."""
     try:

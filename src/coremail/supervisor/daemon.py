@@ -42,7 +42,8 @@ class ServiceState:
     def view(self) -> dict:
         return {"name": self.name, "state": self.state,
                 "pid": self.proc.pid if self.proc and self.proc.returncode is None else None,
-                "addresses": self.addresses, "restarts": self.restarts, "error": self.error}
+                "addresses": self.addresses, "restarts": self.restarts, "error": self.error,
+                "started_at": self.started_at if self.state == "running" else None}
 
 
 class Supervisor:

@@ -15,7 +15,8 @@ from ..proto.listen import ListenerSpec
 from ..services.login import Authenticator, FailureThrottle, LoginCache
 from ..services.mailboxes import Mailboxes
 from ..services.send import Sender
-from .app import Web, create_app
+from .app import create_app
+from .site import WebContext
 
 
 class WebService:
@@ -36,7 +37,8 @@ class WebService:
         self.pipeline = Pipeline(ctx.store, lambda: ctx.settings, log=ctx.log)
         mailboxes = Mailboxes(ctx.store, ctx.ingest,
                               lambda: int(ctx.settings.limits.max_message_size))
-        web = Web(ctx, auth, Sender(self.pipeline, ctx.ingest), mailboxes)
+        web = WebContext(ctx, auth=auth, sender=Sender(self.pipeline, ctx.ingest),
+                         mailboxes=mailboxes)
         config = uvicorn.Config(create_app(web), log_level="warning", access_log=False,
                                 lifespan="off", server_header=False, proxy_headers=False,
                                 timeout_keep_alive=30)

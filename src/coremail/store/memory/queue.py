@@ -96,9 +96,10 @@ class MemoryQueue:
             self._drop_orphans(e.blob_id for e in gone)
             return len(gone)
 
-    def queue_flush(self, now: float) -> int:
+    def queue_flush(self, now: float, queue_id: str | None = None) -> int:
         with self._lock:
-            waiting = [e for e in self._queue.values() if e.next_attempt > now]
+            waiting = [e for e in self._queue.values() if e.next_attempt > now
+                       and (queue_id is None or e.id == queue_id)]
             for e in waiting:
                 e.next_attempt = now
             return len(waiting)

@@ -26,6 +26,7 @@ from typing import Sequence
 from ..blobs import BlobStore
 from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, FilterRule, Folder, Forward,
                           NotFound, StoreError, User)
+from .admin import MemoryAdmin
 from .bayes import MemoryBayes
 from .messages import MemoryMessages, _Folder, _Msg
 from .queue import MemoryQueue, _Entry
@@ -34,7 +35,8 @@ from .trace import MemoryTrace
 from .views import MemoryViews
 
 
-class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, MemoryBayes, MemoryTrace):
+class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, MemoryBayes, MemoryTrace,
+                  MemoryAdmin):
     """Blobs are real files (callers open `blobs.path(id)`): under blob_root,
     or a temp directory of our own that close() removes."""
 
@@ -49,7 +51,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
         # Counters only go up: ids are never handed out twice (web links,
         # traces and POP3 UIDLs key on them), as with SQL AUTOINCREMENT.
         self._ids = {k: itertools.count(1) for k in ("domain", "user", "folder", "message",
-                                                      "rule")}
+                                                      "rule", "audit")}
         self._domains: dict[str, Domain] = {}
         self._users: dict[int, User] = {}
         self._aliases: set[tuple[str, str]] = set()
@@ -67,6 +69,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
         self._bayes_learnt: dict[int, dict[str, tuple[bool, float]]] = {}
         self._trace_events: list = []     # the message trace (memory/trace.py)
         self._trace_index: dict[str, list[tuple[float, str]]] = {}
+        self._audit: list = []
 
     def migrate(self) -> None:
         """Nothing to migrate: there is no schema."""

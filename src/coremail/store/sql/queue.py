@@ -106,10 +106,12 @@ class QueueStore:
         self.blobs.delete(orphans)
         return len(blobs)
 
-    def queue_flush(self, now: float) -> int:
+    def queue_flush(self, now: float, queue_id: str | None = None) -> int:
+        cond = [t.queue.c.next_attempt > now]
+        if queue_id is not None:
+            cond.append(t.queue.c.id == queue_id)
         with self._write() as c:
-            return c.execute(update(t.queue).where(t.queue.c.next_attempt > now)
-                             .values(next_attempt=now)).rowcount
+            return c.execute(update(t.queue).where(*cond).values(next_attempt=now)).rowcount
 
     # ------------------------------------------------------------- leases
     # A claim is one UPDATE guarded by the same condition it was selected

@@ -108,6 +108,21 @@ views = Table(
     Column("lease_until", Float, nullable=False),
 )
 
+# Administrative changes (the webadmin's audit log): who, from where, when,
+# what, and the value before and after.
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("ip", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(1000), nullable=False),
+    Column("old", Text, nullable=False),
+    Column("new", Text, nullable=False),
+    Index("ix_audit_at", "at"),
+)
+
 settings = Table(
     "settings", metadata,
     Column("scope", String(320), primary_key=True),

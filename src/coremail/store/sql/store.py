@@ -19,6 +19,7 @@ from ..blobs import BlobStore
 from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, Folder, Forward, NotFound,
                           StorageFull, StoreError, User)
 from . import schema as t
+from .admin import AdminStore
 from .engine import make_engine, migrate, sqlite_url, write_lock
 from .bayes import BayesStore
 from .messages import MessageStore
@@ -39,7 +40,8 @@ def _disk_full(e: DBAPIError) -> bool:
             or PG_DISK_FULL in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None)))
 
 
-class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, TraceStore):
+class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, TraceStore,
+               AdminStore):
     def __init__(self, url: str, blob_root: Path):
         self.engine = make_engine(url)
         self.blobs = BlobStore(blob_root)
