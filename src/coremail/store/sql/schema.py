@@ -181,6 +181,8 @@ fingerprints = Table(
     Column("slot", BigInteger, primary_key=True),
     Column("count", Integer, nullable=False),
     Index("ix_fingerprints_slot", "slot"),
+)
+
 # The intelligent score (store/sql/bayes.py). owner 0 is the global model,
 # else a user id; tokens are 64-bit hashes; clustered on the key (SQLite
 # WITHOUT ROWID) so scoring a message is a few hundred B-tree probes.
@@ -207,6 +209,8 @@ bayes_learnt = Table(
     Column("spam", Boolean, nullable=False),
     Column("at", Float, nullable=False),
     sqlite_with_rowid=False,
+)
+
 # The message trace (obs.trace): one row per event, and the keys (queue id,
 # Message-ID, addresses, lower-cased) it can be found by. Events are kept in
 # the order of their message (primary key qid, at, seq; in SQLite a table
