@@ -4,14 +4,14 @@ One row per change: when, who (an address, or "shell"), from which IP,
 what (action and target) and the value before and after.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

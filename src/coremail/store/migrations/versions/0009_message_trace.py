@@ -5,14 +5,14 @@ checks, delivered, queued, each delivery attempt, bounced, deleted);
 `trace_keys` the queue id, Message-ID and addresses each one is found by.
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0007
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0009'
-down_revision = '0004'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
