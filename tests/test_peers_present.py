@@ -10,6 +10,7 @@ import pytest
 PEERS = {  # program -> Debian package
     "swaks": "swaks", "postfix": "postfix", "smtp-sink": "postfix", "smtp-source": "postfix",
     "fetchmail": "fetchmail", "mbsync": "isync", "curl": "curl",
+    "clamd": "clamav-daemon", "clamav-milter": "clamav-milter", "sigtool": "clamav",
 }
 
 

@@ -146,6 +146,26 @@ def status(home):
         addrs = " ".join(f"{k}={v}" for k, v in s["addresses"].items())
         extra = f"\t{s['error']}" if s.get("error") and s["state"] != "running" else ""
         click.echo(f"{s['name']}\t{s['state']}\t{s['pid'] or '-'}\t{addrs}{extra}".rstrip())
+    clamd_line(home)
+
+
+def clamd_line(home) -> None:
+    """The virus scanner, when antivirus.clamd names one: does it answer?"""
+    import asyncio
+
+    from ..config import load_settings
+    from ..pipeline.antivirus.clamd import ClamdError, probe
+    try:
+        address = load_settings(home).antivirus.clamd
+    except ConfigError:
+        return
+    if not address:
+        return
+    try:
+        version = asyncio.run(probe(address))
+        click.echo(f"clamd\tanswering\t-\t{address}\t{version}")
+    except (ClamdError, ValueError) as e:
+        click.echo(f"clamd\tnot answering\t-\t{address}\t{e}")
 
 
 @cli.command()

@@ -4,6 +4,7 @@ on opening and does something suspicious (shell, download, ...) more."""
 from __future__ import annotations
 
 import logging
+import warnings
 
 logging.getLogger("olevba").setLevel(logging.CRITICAL)   # it logs parse trouble as errors
 
@@ -11,7 +12,9 @@ logging.getLogger("olevba").setLevel(logging.CRITICAL)   # it logs parse trouble
 def macro_words(filename: str, data: bytes) -> str | None:
     """None, or what the macros of this document do, in words."""
     try:
-        from oletools.olevba import VBA_Parser
+        with warnings.catch_warnings():   # its pyparsing grammar warns of old spellings
+            warnings.simplefilter("ignore")
+            from oletools.olevba import VBA_Parser
     except ImportError:
         return None
     try:
