@@ -24,11 +24,11 @@ class _Folder:
     uidnext: int = 1          # only goes up: a uid is never given twice in a folder
     highestmodseq: int = 1
     special_use: str | None = None
-    subscribed: bool = True
+    recent_uid: int = 0
 
     def record(self, messages: int = 0, unseen: int = 0, size: int = 0) -> Folder:
         return Folder(self.id, self.user_id, self.name, self.uidvalidity, self.uidnext,
-                      self.highestmodseq, self.special_use, self.subscribed,
+                      self.highestmodseq, self.special_use, self.recent_uid,
                       messages, unseen, size)
 
 
