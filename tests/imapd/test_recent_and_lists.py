@@ -109,3 +109,22 @@ def test_id_with_rfc2971_maxima_before_login(imap):
     assert b"BAD Line too long" in c.cmd("n", "NOOP " + "x" * 20000)
     assert c.cmd("n", "NOOP") == b"n OK NOOP completed\r\n"
     c.close()
+
+
+def test_multiappend_is_all_or_none(imap):
+    imap.add_user("max@example.test")
+    imap.store.update_user("max@example.test", quota=300)
+    c = Raw(imap.port).login("max@example.test")
+    assert b" MULTIAPPEND " in c.cmd("c", "CAPABILITY")
+    one, two = b"Subject: one\r\n\r\n" + b"1" * 100 + b"\r\n", b"Subject: two\r\n\r\n" + b"2" * 100 + b"\r\n"
+    c.sock.sendall(b"a1 APPEND INBOX (\\Seen) {%d+}\r\n%s {%d+}\r\n%s\r\n" % (len(one), one, len(two), two))
+    got = c.until(b"\r\n")
+    assert got.startswith(b"a1 OK [APPENDUID ") and b" 1:2] " in got
+    big = b"Subject: big\r\n\r\n" + b"3" * 150 + b"\r\n"       # the first fits, the second not
+    c.sock.sendall(b"a2 APPEND INBOX {%d+}\r\n%s {%d+}\r\n%s\r\n" % (len(one), one, len(big), big))
+    assert c.until(b"\r\n").startswith(b"a2 NO [OVERQUOTA]")
+    c.cmd("s", "SELECT INBOX")
+    got = c.cmd("f", "FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert got.count(b" FETCH (") == 2 and b"Subject: one" in got and b"Subject: two" in got
+    assert b"big" not in got
+    c.close()

@@ -398,6 +398,20 @@ def test_deliver_batch_reports_each_result(store):
     assert usage(store, u) == (8, 1)
 
 
+def test_deliver_all_or_none(store):
+    u = add_user(store, quota=10)
+    a, b = store.blobs.write(b"12345678"), store.blobs.write(b"123")
+    inbox = store.get_folder(u.id, "INBOX")
+    res = store.deliver([Delivery(u.id, a), Delivery(u.id, b)], all_or_none=True)
+    assert all(isinstance(r, QuotaExceeded) for r in res)          # 11 > 10: neither
+    res = store.deliver([Delivery(u.id, b), Delivery(u.id, b, folder="Nope")], all_or_none=True)
+    assert len(res) == 2 and all(isinstance(r, NotFound) for r in res)
+    assert usage(store, u) == (0, 0) and store.message_uids(inbox.id) == []
+    assert store.get_folder_by_id(inbox.id).highestmodseq == inbox.highestmodseq
+    res = store.deliver([Delivery(u.id, a), Delivery(u.id, b, check_quota=False)], all_or_none=True)
+    assert [r.uid for r in res] == [1, 2] and usage(store, u) == (11, 2)
+
+
 def test_set_flags_and_modseq(store):
     u = add_user(store)
     d1, _ = put(store, u), put(store, u)
