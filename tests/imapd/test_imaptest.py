@@ -23,23 +23,7 @@ from .conftest import ImapServer
 USER, USER2, PASSWORD = "imaptest1@example.test", "imaptest2@example.test", "imaptest-pw-1"
 
 # script -> what we answer wrong (observed; the command, our reply, what imaptest expected)
-KNOWN_FAILURES: dict[str, str] = {
-    "atoms": "SELECT !#$&'+,-.0123456789:;<=>?@^_`|[} (a valid atom, invalid modified UTF-7): "
-             "we answer BAD Invalid mailbox name, expected NO (no such mailbox)",
-    "copy": "no \\Recent: after another session's COPY, NOOP gives * 3 EXISTS but no * 3 RECENT",
-    "esearch-condstore": "FETCH 1 MODSEQ (the first CONDSTORE-enabling command) gives no "
-                         "* OK [HIGHESTMODSEQ n] before the tagged OK (RFC 7162 3.1)",
-    "id": "a 31807-octet ID command line: we answer BAD Line too long (max_line 8192), "
-          "expected OK (Dovecot takes 64 KiB lines)",
-    "listext": 'LIST (RECURSIVEMATCH) "" "" without SUBSCRIBED: we answer OK, expected BAD (RFC 5258)',
-    "search-date": "SEARCH SENTBEFORE/SENTON/SENTSINCE use the Date: header converted to UTC; "
-                   "expected the date as written in its own zone (RFC 3501)",
-    "search-flags": "no \\Recent: SEARCH NEW gives nothing (expected 1 3 4 5), OLD gives all, RECENT none",
-    "select": "no \\Recent: EXAMINE of two fresh APPENDs gives * 0 RECENT, expected * 2 RECENT",
-    "subscribe": 'LSUB "" imaptest/% misses the unsubscribed parents of subscribed children '
-                 "(expected LSUB (\\Noselect) ... imaptest/test2); UNSUBSCRIBE of a deleted "
-                 "mailbox answers NO [NONEXISTENT]",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 REQUIRED = os.environ.get("COREMAIL_REQUIRE_PEERS") == "1"
 MISSING = ("imaptest is not built (`make imaptest`)" if not imaptest.available()

@@ -28,8 +28,42 @@ def _tables(store) -> list:
 
 
 def _rows(store, tables) -> dict[str, list[tuple]]:
+    """Each table's rows, in the columns the database has and today's schema
+    keeps (0008 moved folders.subscribed into its own table)."""
+    insp = inspect(store.engine)
+    out = {}
     with store.engine.connect() as c:
-        return {tb.name: sorted(tuple(r) for r in c.execute(select(tb))) for tb in tables}
+        for tb in tables:
+            have = {col["name"] for col in insp.get_columns(tb.name)}
+            cols = [col for col in tb.c if col.name in have and col.name not in _ADDED]
+            out[tb.name] = sorted(tuple(r) for r in c.execute(select(*cols)))
+    return out
+
+
+_ADDED = {"recent_uid"}   # columns added since 0002, not there to compare before
+_SPECIAL = ("INBOX", "Drafts", "Sent", "Junk", "Trash")
+
+
+def _user_at_0002(s, local: str, quota: int = 0):
+    """A user with their folders as the store made them before 0008 (a
+    `subscribed` column in folders, no subscriptions table)."""
+    with s.engine.begin() as c:
+        dom = c.execute(text("SELECT id FROM domains WHERE name = :d"), {"d": DOMAIN}).scalar()
+        uid = c.execute(text(
+            "INSERT INTO users (address, domain_id, name, password_hash, quota, used_bytes,"
+            " used_messages, enabled, admin, created) VALUES (:a, :d, '', '$argon2id$fake', :q,"
+            " 0, 0, TRUE, FALSE, 0) RETURNING id"), {"a": f"{local}@{DOMAIN}", "d": dom, "q": quota}).scalar()
+    for name in _SPECIAL:
+        _folder_at_0002(s, uid, name)
+    return s.get_user_by_id(uid)
+
+
+def _folder_at_0002(s, user_id: int, name: str, subscribed: bool = True) -> None:
+    with s.engine.begin() as c:
+        top = c.execute(text("SELECT coalesce(max(uidvalidity), 1000) FROM folders")).scalar()
+        c.execute(text("INSERT INTO folders (user_id, name, uidvalidity, uidnext, highestmodseq,"
+                       " special_use, subscribed) VALUES (:u, :n, :v, 1, 1, NULL, :s)"),
+                  {"u": user_id, "n": name, "v": top + 1, "s": subscribed})
 
 
 def _shape(store, tables) -> dict[str, tuple]:
@@ -57,8 +91,8 @@ def _at_0002_with_mail(tmp_path, backend):
     s = backend.open(tmp_path / "data")
     migrate(s.engine, "0002")
     s.add_domain(DOMAIN)
-    alice, bob, carol = (add_user(s, n, quota=10_000) for n in ("alice", "bob", "carol"))
-    s.create_folder(alice.id, "Work/2024")
+    alice, bob, carol = (_user_at_0002(s, n, quota=10_000) for n in ("alice", "bob", "carol"))
+    _folder_at_0002(s, alice.id, "Work/2024", subscribed=False)
     for i in range(3):
         put(s, alice, b"a%d" % i)
         put(s, bob, b"b%d" % i, folder="Sent", flags={"\\Seen"})
@@ -96,6 +130,8 @@ def test_upgrade_from_0002_keeps_everything_and_never_reuses_ids(tmp_path, backe
     assert s.queue_lease_owners() == ["agent:1:ab"]
     assert s.get_forward(carol.id).keep is True
     assert s.alias_targets(f"sales@{DOMAIN}") == [alice.address]
+    assert s.list_subscriptions(alice.id) == sorted(_SPECIAL)   # not Work/2024
+    assert s.get_folder(alice.id, "Work/2024").recent_uid == 0
     if backend.name == "sqlite":
         with s.engine.connect() as c:
             assert c.execute(text("PRAGMA foreign_keys")).scalar() == 1

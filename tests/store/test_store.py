@@ -238,8 +238,9 @@ def test_new_user_gets_the_special_folders(store):
         ("INBOX", None), ("Drafts", "\\Drafts"), ("Sent", "\\Sent"),
         ("Junk", "\\Junk"), ("Trash", "\\Trash")]
     for f in folders:
-        assert f.user_id == u.id and f.subscribed and f.uidnext == 1
+        assert f.user_id == u.id and f.recent_uid == 0 and f.uidnext == 1
         assert 0 < f.uidvalidity < 2 ** 32
+    assert sorted(store.list_subscriptions(u.id)) == sorted(f.name for f in folders)
     assert store.get_folder(u.id, "inbox").name == "INBOX"
     assert store.get_folder(u.id, "Inbox").id == folders[0].id
     assert store.get_folder(u.id, "Nope") is None
@@ -268,12 +269,38 @@ def test_create_rename_delete_folders(store):
         store.delete_folder(u.id, "inbox")
     with pytest.raises(NotFound):
         store.delete_folder(u.id, "Nope")
-    store.set_subscribed(u.id, "Job", False)
-    assert store.get_folder(u.id, "Job").subscribed is False
-    with pytest.raises(NotFound):
-        store.set_subscribed(u.id, "Nope", True)
     store.delete_folder(u.id, "Job")
     assert store.get_folder(u.id, "Job") is None
+
+
+def test_subscriptions_are_names(store):
+    u = add_user(store)
+    store.create_folder(u.id, "Work")
+    store.create_folder(u.id, "Work/2024")
+    assert "Work" not in store.list_subscriptions(u.id)    # CREATE does not subscribe
+    store.set_subscribed(u.id, "Work", True)
+    store.set_subscribed(u.id, "Work/2024", True)
+    store.set_subscribed(u.id, "Nope/Never", True)         # a name without a folder
+    store.set_subscribed(u.id, "Nope/Never", True)         # twice is once
+    store.set_subscribed(u.id, "INBOX", False)
+    store.set_subscribed(u.id, "Gone", False)               # not subscribed: nothing to do
+    assert store.list_subscriptions(u.id) == ["Drafts", "Junk", "Nope/Never", "Sent", "Trash",
+                                              "Work", "Work/2024"]
+    store.rename_folder(u.id, "Work", "Job")                # subscriptions follow a rename
+    store.delete_folder(u.id, "Job/2024")                   # and outlive a delete
+    subs = store.list_subscriptions(u.id)
+    assert "Job" in subs and "Job/2024" in subs and "Work" not in subs
+    assert store.list_subscriptions(add_user(store, "bob").id) != subs
+
+
+def test_recent_is_claimed_once(store):
+    u = add_user(store)
+    f = store.get_folder(u.id, "INBOX")
+    assert store.claim_recent(f.id, 3) == 0                 # UIDs 1..3 are this caller's
+    assert store.claim_recent(f.id, 3) == 3                 # nothing left for the next
+    assert store.claim_recent(f.id, 2) == 3                 # the mark never goes back
+    assert store.claim_recent(f.id, 5) == 3
+    assert store.get_folder_by_id(f.id).recent_uid == 5
 
 
 def test_rename_under_itself_and_onto_a_taken_child_name(store):
@@ -369,6 +396,20 @@ def test_deliver_batch_reports_each_result(store):
     assert isinstance(res[2], QuotaExceeded) and (res[2].code, res[2].enhanced) == (552, "5.2.2")
     assert isinstance(res[3], QuotaExceeded)
     assert usage(store, u) == (8, 1)
+
+
+def test_deliver_all_or_none(store):
+    u = add_user(store, quota=10)
+    a, b = store.blobs.write(b"12345678"), store.blobs.write(b"123")
+    inbox = store.get_folder(u.id, "INBOX")
+    res = store.deliver([Delivery(u.id, a), Delivery(u.id, b)], all_or_none=True)
+    assert all(isinstance(r, QuotaExceeded) for r in res)          # 11 > 10: neither
+    res = store.deliver([Delivery(u.id, b), Delivery(u.id, b, folder="Nope")], all_or_none=True)
+    assert len(res) == 2 and all(isinstance(r, NotFound) for r in res)
+    assert usage(store, u) == (0, 0) and store.message_uids(inbox.id) == []
+    assert store.get_folder_by_id(inbox.id).highestmodseq == inbox.highestmodseq
+    res = store.deliver([Delivery(u.id, a), Delivery(u.id, b, check_quota=False)], all_or_none=True)
+    assert [r.uid for r in res] == [1, 2] and usage(store, u) == (11, 2)
 
 
 def test_set_flags_and_modseq(store):

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from ..mail.mime import decoded_body, render_bodystructure, render_envelope, section_bytes, summarize
 from ..store.interfaces import BlobMissing
-from .parser import Fetch, FetchAtt, format_flags, imap_date
+from .parser import Fetch, FetchAtt, imap_date
 from .responses import No
 
 INLINE_MAX = 256 * 1024
@@ -194,7 +194,7 @@ async def _send(s, mb, i: int, u: int, items, meta, raw, blob, size: int, want_f
         if name == "UID":
             piece = [b"UID %d" % u]
         elif name == "FLAGS":
-            piece = [b"FLAGS " + format_flags(mb.flags[i])]
+            piece = [b"FLAGS " + mb.flags_out(i)]
         elif name == "INTERNALDATE":
             piece = [b"INTERNALDATE " + imap_date(datetime.fromtimestamp(mb.dates[i], timezone.utc))]
         elif name == "RFC822.SIZE":

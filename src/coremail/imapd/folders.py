@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 from ..services.mailboxes import SEP, MailboxError, NewMessage, folder_name
-from ..store.interfaces import NotFound
 from .mailbox import Mailbox
 from .parser import SequenceSet, format_mailbox
 from .responses import AUTH, SELECTED, No
@@ -42,7 +41,7 @@ async def select(s, cmd) -> str:
     n = len(mb)
     lines = [b"* FLAGS " + mb.flag_names() + b"\r\n",
              b"* OK [PERMANENTFLAGS " + (b"()" if readonly else mb.permanent_flags()) + b"] Flags allowed\r\n",
-             b"* %d EXISTS\r\n" % n, b"* 0 RECENT\r\n"]
+             b"* %d EXISTS\r\n" % n, b"* %d RECENT\r\n" % len(mb.recent)]
     unseen = mb.first_unseen()
     if unseen:
         lines.append(b"* OK [UNSEEN %d] First unseen message\r\n" % unseen)
@@ -90,11 +89,13 @@ async def rename(s, cmd) -> str:
 
 
 async def subscribe(s, cmd) -> str:
+    """Subscriptions are names (RFC 3501 6.3.6): SUBSCRIBE wants the folder
+    to exist; UNSUBSCRIBE takes any name, a deleted folder's too."""
     name = _name(cmd.args.mailbox)
-    try:
-        await s.run(s.store.set_subscribed, s.user.id, name, cmd.name == "SUBSCRIBE")
-    except NotFound:
-        raise No(f"No mailbox {name[:200]}", "NONEXISTENT") from None
+    on = cmd.name == "SUBSCRIBE"
+    if on and await s.run(s.store.get_folder, s.user.id, name) is None:
+        raise No(f"No mailbox {name[:200]}", "NONEXISTENT")
+    await s.run(s.store.set_subscribed, s.user.id, name, on)
     return f"OK {cmd.name} completed"
 
 
@@ -115,44 +116,87 @@ def _matches(rx: re.Pattern[str], name: str) -> bool:
     return name == "INBOX" and re.fullmatch(rx.pattern, name, re.S | re.I) is not None
 
 
+def _ancestors(name: str):
+    parts = name.split(SEP)
+    for d in range(1, len(parts)):
+        yield SEP.join(parts[:d])
+
+
+def _load_names(store, user_id: int, want_subs: bool):
+    return store.list_folders(user_id), set(store.list_subscriptions(user_id)) if want_subs else set()
+
+
+def _lsub(by_name, subs: set[str], match) -> dict[str, list[str]]:
+    """LSUB (RFC 3501 6.3.9): the subscribed names that match; a parent that
+    matches where its subscribed child does not ("%") is shown \\Noselect."""
+    out: dict[str, list[str]] = {}
+    for n in subs:
+        if match(n):
+            out[n] = [] if n in by_name else ["\\Noselect"]
+            continue
+        for p in _ancestors(n):
+            if p not in subs and match(p):
+                out.setdefault(p, ["\\Noselect"])
+    return out
+
+
 async def list_(s, cmd) -> str:
     a = cmd.args
     lsub = cmd.name == "LSUB"
     if a.patterns == ("",):
         s.send(b'* %s (\\Noselect) "/" ""\r\n' % cmd.name.encode())
         return f"OK {cmd.name} completed"
-    folders = await s.run(s.store.list_folders, s.user.id)
+    sel = set(a.selection)
+    show_sub = lsub or "SUBSCRIBED" in sel or "SUBSCRIBED" in a.return_opts
+    folders, subs = await s.run(_load_names, s.store, s.user.id, show_sub)
     by_name = {f.name: f for f in folders}
     names = set(by_name)
-    for n in list(names):  # parents that do not exist but have children
-        parts = n.split(SEP)
-        for d in range(1, len(parts)):
-            names.add(SEP.join(parts[:d]))
+    for n in by_name:  # parents that do not exist but have children
+        names.update(_ancestors(n))
     has_children = {n.rpartition(SEP)[0] for n in names if SEP in n}
-    subscribed_only = lsub or "SUBSCRIBED" in a.selection
-    special_only = "SPECIAL-USE" in a.selection
-    show_sub = lsub or "SUBSCRIBED" in a.selection or "SUBSCRIBED" in a.return_opts
     rxs = [_pattern(a.reference + p) for p in a.patterns]
+
+    def match(n: str) -> bool:
+        return any(_matches(rx, n) for rx in rxs)
+
+    def selected(n: str) -> bool:
+        f = by_name.get(n)
+        return (("SUBSCRIBED" not in sel or n in subs)
+                and ("SPECIAL-USE" not in sel or (f is not None and bool(f.special_use))))
+
+    shown: dict[str, list[str]]
+    childinfo: set[str] = set()
+    if lsub:
+        shown = _lsub(by_name, subs, match)
+    else:
+        candidates = names | subs if "SUBSCRIBED" in sel else names
+        shown = {}
+        for n in candidates:
+            if not match(n):
+                continue
+            if selected(n):
+                shown[n] = []
+            elif "RECURSIVEMATCH" in sel and "SUBSCRIBED" in sel and any(
+                    d.startswith(n + SEP) and not match(d) for d in subs if selected(d)):
+                # RFC 5258 3.5: a descendant meets the criteria but not the pattern
+                shown[n] = []
+                childinfo.add(n)
+        for n, attrs in shown.items():
+            f = by_name.get(n)
+            if f is None:
+                attrs.append("\\NonExistent" if a.extended else "\\Noselect")
+            attrs.append("\\HasChildren" if n in has_children else "\\HasNoChildren")
+            if show_sub and n in subs:
+                attrs.append("\\Subscribed")
+            if f is not None and f.special_use:
+                attrs.append(f.special_use)
     status_for = []
     lines = []
-    for name in sorted(names, key=lambda n: (n != "INBOX", n)):
-        if not any(_matches(rx, name) for rx in rxs):
-            continue
+    for name in sorted(shown, key=lambda n: (n != "INBOX", n)):
+        extra = b' ("CHILDINFO" ("SUBSCRIBED"))' if name in childinfo else b""
+        lines.append(b'* %s (%s) "/" %s%s\r\n' % (cmd.name.encode(), " ".join(shown[name]).encode(),
+                                                  format_mailbox(name), extra))
         f = by_name.get(name)
-        if subscribed_only and (f is None or not f.subscribed):
-            continue
-        if special_only and (f is None or not f.special_use):
-            continue
-        attrs = []
-        if f is None:
-            attrs.append("\\NonExistent" if a.extended else "\\Noselect")
-        if not lsub:
-            attrs.append("\\HasChildren" if name in has_children else "\\HasNoChildren")
-        if show_sub and f is not None and f.subscribed and not lsub:
-            attrs.append("\\Subscribed")
-        if f is not None and f.special_use and not lsub:
-            attrs.append(f.special_use)
-        lines.append(b'* %s (%s) "/" %s\r\n' % (cmd.name.encode(), " ".join(attrs).encode(), format_mailbox(name)))
         if a.return_status and f is not None:
             status_for.append(f)
             lines.append(b"")  # placeholder: the STATUS line follows its LIST line
@@ -169,11 +213,14 @@ async def list_(s, cmd) -> str:
 
 # ------------------------------------------------------------ STATUS
 async def _status_line(s, f, items) -> bytes:
-    values = {"MESSAGES": f.messages, "RECENT": 0, "UIDNEXT": f.uidnext, "UIDVALIDITY": f.uidvalidity,
+    values = {"MESSAGES": f.messages, "UIDNEXT": f.uidnext, "UIDVALIDITY": f.uidvalidity,
               "UNSEEN": f.unseen, "SIZE": f.size, "HIGHESTMODSEQ": f.highestmodseq,
               "APPENDLIMIT": int(s.svc.settings.limits.max_message_size)}
     if "HIGHESTMODSEQ" in items:
         s.enable_condstore()
+    if "RECENT" in items:
+        uids = await s.run(s.store.message_uids, f.id)
+        values["RECENT"] = sum(1 for u in uids if u > f.recent_uid)
     if "DELETED" in items:
         rows = await s.run(s.store.message_index, f.id)
         values["DELETED"] = sum(1 for r in rows if "\\Deleted" in r[1].split())

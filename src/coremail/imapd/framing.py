@@ -96,8 +96,14 @@ class CommandFramer:
         max_line: int = 65536,
         max_literal: int = 64 * 1024 * 1024,
         max_command: int | None = None,
+        wide_line: int = 0,
+        wide_head: re.Pattern[bytes] | None = None,
     ) -> None:
         self.max_line = max_line
+        # a command whose first line starts with wide_head may have lines up to
+        # wide_line (ID before login: RFC 2971's maxima need some 32 KB)
+        self.wide_line = wide_line
+        self.wide_head = wide_head
         self.max_literal = max_literal
         self.max_command = max_command if max_command is not None else max_literal + 16 * max_line
         self._buf = bytearray()
@@ -162,16 +168,21 @@ class CommandFramer:
                 self._state = _LINE if state == _LITERAL else _DISCARD
                 self._tail = b""
 
+    def _limit(self, buf: bytearray, pos: int) -> int:
+        if self.wide_head is not None and not self._parts and self.wide_head.match(buf, pos):
+            return max(self.wide_line, self.max_line)
+        return self.max_line
+
     def _line(self) -> Event | object | None:
         while True:
             buf, pos = self._buf, self._pos
             nl = buf.find(b"\n", pos)
             if nl < 0:
-                if len(buf) - pos > self.max_line + 1:
+                if len(buf) - pos > self._limit(buf, pos) + 1:
                     return self._too_long()
                 return None
             end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
-            if end - pos > self.max_line:
+            if end - pos > self.max_line and end - pos > self._limit(buf, pos):
                 return self._too_long()
             seg = bytes(buf[pos:end])
             self._pos = nl + 1

@@ -7,6 +7,12 @@ lean query (store.message_index). Identical flag sets share one frozenset.
 Changes made elsewhere (another session or process, POP3, SMTP) are found by
 comparing the folder's (highestmodseq, uidnext) and then asking only for the
 rows changed since; expunges are found by diffing the UID list.
+
+\\Recent (RFC 3501 2.3.2) is a set of UIDs this session owns: a read-write
+session claims the UIDs above the folder's recent mark in the store
+(store.claim_recent, atomic across processes) when it selects the folder and
+when new messages appear; a read-only one shows those above the mark and
+claims nothing.
 """
 from __future__ import annotations
 
@@ -36,7 +42,8 @@ class FlagTable:
 
 class Mailbox:
     __slots__ = ("folder_id", "name", "readonly", "uidvalidity", "uidnext", "highestmodseq",
-                 "uids", "flags", "modseqs", "sizes", "dates", "blobs", "table", "keywords")
+                 "uids", "flags", "modseqs", "sizes", "dates", "blobs", "table", "keywords",
+                 "recent")
 
     def __init__(self, folder, readonly: bool) -> None:
         self.folder_id = folder.id
@@ -53,6 +60,7 @@ class Mailbox:
         self.blobs: list[str] = []
         self.table = FlagTable()
         self.keywords: set[str] = set()
+        self.recent: set[int] = set()
 
     # ------------------------------------------------------------ loading
     @classmethod
@@ -60,7 +68,15 @@ class Mailbox:
         """Blocking (run in a thread): the folder's state, no meta, no blobs."""
         mb = cls(folder, readonly)
         mb._append_rows(store.message_index(folder.id))
+        mb._claim_recent(store, folder, mb.uids)
         return mb
+
+    def _claim_recent(self, store, folder, new_uids) -> None:
+        """The new UIDs that are this session's \\Recent ones."""
+        if not new_uids:
+            return
+        mark = folder.recent_uid if self.readonly else store.claim_recent(self.folder_id, new_uids[-1])
+        self.recent.update(u for u in new_uids if u > mark)
 
     def _append_rows(self, rows) -> None:
         intern = self.table.from_text
@@ -100,6 +116,13 @@ class Mailbox:
             out.extend(range(bisect_left(uids, lo), bisect_left(uids, hi + 1)))
         return out
 
+    def flags_out(self, i: int) -> bytes:
+        """The FLAGS of position i as a response shows them (\\Recent included)."""
+        f = self.flags[i]
+        if self.uids[i] in self.recent:
+            return format_flags(("\\Recent", *f))
+        return format_flags(f)
+
     def flag_names(self) -> bytes:
         return format_flags(SYSTEM_FLAGS + tuple(sorted(self.keywords)))
 
@@ -138,6 +161,7 @@ class Mailbox:
         positions = sorted((i for i in map(self.index_of, uids) if i >= 0), reverse=True)
         out = []
         for i in positions:
+            self.recent.discard(self.uids[i])
             for arr in (self.uids, self.flags, self.modseqs, self.sizes, self.dates, self.blobs):
                 del arr[i]
             out.append(b"* %d EXPUNGE\r\n" % (i + 1))
@@ -181,11 +205,14 @@ class Mailbox:
                 self.modseqs[i] = row[2]
                 self.keywords.update(x for x in flags if not x.startswith("\\"))
                 extra = b" MODSEQ (%d)" % row[2] if condstore else b""
-                out.append(b"* %d FETCH (UID %d FLAGS %s%s)\r\n" % (i + 1, uid, format_flags(flags), extra))
+                out.append(b"* %d FETCH (UID %d FLAGS %s%s)\r\n" % (i + 1, uid, self.flags_out(i), extra))
             else:
                 self.modseqs[i] = row[2]
         if fresh:
             self._append_rows(fresh)
+            before = len(self.recent)
+            self._claim_recent(store, folder, [r[0] for r in fresh])
+            got_recent = len(self.recent) != before
         update = self.flags_update(keywords)
         if update:
             # before any FETCH or EXISTS that may use a new keyword
@@ -193,6 +220,8 @@ class Mailbox:
             out[at:at] = update
         if fresh:
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
+            if got_recent:
+                out.append(b"* %d RECENT\r\n" % len(self.recent))
         self.highestmodseq = folder.highestmodseq
         self.uidnext = folder.uidnext
         return out

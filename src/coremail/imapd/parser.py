@@ -190,6 +190,8 @@ class _Parser(SearchGrammar, FetchGrammar):
         extended = False
         if self.peek() == 40:
             selection = self.paren_list(lambda: self.option(_LIST_SELECT, "selection option"), "selection options")
+            if "RECURSIVEMATCH" in selection and not set(selection) - {"RECURSIVEMATCH", "REMOTE"}:
+                raise self.fail("RECURSIVEMATCH needs another selection option (RFC 5258)")
             extended = True
             self.sp("reference name")
         reference = self.mailbox("reference name", inbox=False)

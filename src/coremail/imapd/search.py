@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from datetime import date, datetime, timezone
 
-from ..mail.envelope import decode_words, field_value, scan_header
+from ..mail.envelope import decode_words, field_value, scan_header, sent_day
 from ..mail.mime import decoded_body, summarize
 from ..store.interfaces import BlobMissing
 from .mailbox import Mailbox
@@ -22,8 +22,7 @@ _FLAG_KEYS = {
     "ANSWERED": ("\\Answered", True), "DELETED": ("\\Deleted", True), "DRAFT": ("\\Draft", True),
     "FLAGGED": ("\\Flagged", True), "SEEN": ("\\Seen", True), "UNANSWERED": ("\\Answered", False),
     "UNDELETED": ("\\Deleted", False), "UNDRAFT": ("\\Draft", False), "UNFLAGGED": ("\\Flagged", False),
-    "UNSEEN": ("\\Seen", False), "OLD": ("\\Recent", False), "NEW": ("\\Recent", True),
-    "RECENT": ("\\Recent", True),
+    "UNSEEN": ("\\Seen", False),
 }
 _META_KEYS = frozenset(("FROM", "TO", "CC", "BCC", "SUBJECT", "SENTBEFORE", "SENTON", "SENTSINCE"))
 _RAW_KEYS = frozenset(("BODY", "TEXT", "HEADER"))
@@ -123,6 +122,12 @@ def _match(key: SearchKey, mb: Mailbox, i: int, n: int, msg: _Message | None, no
     if op in _FLAG_KEYS:
         flag, present = _FLAG_KEYS[op]
         return (flag in mb.flags[i]) == present
+    if op == "RECENT":
+        return mb.uids[i] in mb.recent
+    if op == "NEW":
+        return mb.uids[i] in mb.recent and "\\Seen" not in mb.flags[i]
+    if op == "OLD":
+        return mb.uids[i] not in mb.recent
     if op == "NOT":
         return not _match(a[0], mb, i, n, msg, now)
     if op == "OR":
@@ -150,10 +155,9 @@ def _match(key: SearchKey, mb: Mailbox, i: int, n: int, msg: _Message | None, no
         return d < a[0] if op == "BEFORE" else d == a[0] if op == "ON" else d >= a[0]
     assert msg is not None
     if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
-        epoch = msg.summary().get("date_epoch")
-        if epoch is None:
+        d = sent_day((msg.summary().get("envelope") or {}).get("date"))
+        if d is None:
             return False
-        d = _day(epoch)
         return d < a[0] if op == "SENTBEFORE" else d == a[0] if op == "SENTON" else d >= a[0]
     needle = a[-1].casefold()
     if op == "SUBJECT":
@@ -198,13 +202,17 @@ def has_saved(key: SearchKey) -> bool:
 def response(tag: str, mb: Mailbox, found: list[int], uid: bool, returns, modseq: bool) -> bytes:
     """The untagged SEARCH (or ESEARCH, for RETURN) line."""
     numbers = [mb.uids[i] for i in found] if uid else [i + 1 for i in found]
-    top = max((mb.modseqs[i] for i in found), default=0)
+    opts = set(returns or ()) or {"ALL"}
+    # RFC 7162 3.1.5: with MIN and/or MAX alone, the modseq of the messages returned
+    shown = found
+    if returns is not None and found and not opts & {"ALL", "COUNT"}:
+        shown = [found[0]] * ("MIN" in opts) + [found[-1]] * ("MAX" in opts)
+    top = max((mb.modseqs[i] for i in shown), default=0)
     if returns is None:
         line = b"* SEARCH" + b"".join(b" %d" % x for x in numbers)
         if modseq and found:
             line += b" (MODSEQ %d)" % top
         return line + b"\r\n"
-    opts = set(returns) or {"ALL"}
     parts = [b'* ESEARCH (TAG "%s")' % tag.encode()]
     if uid:
         parts.append(b"UID")

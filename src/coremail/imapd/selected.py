@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..services.mailboxes import MailboxError
 from . import fetch as fetch_mod
 from . import search as search_mod
-from .parser import SequenceSet, format_flags
+from .parser import SequenceSet
 from .responses import AUTH, Bad, No
 
 
@@ -69,7 +69,7 @@ async def store(s, cmd) -> str:
             continue
         parts = [b"UID %d" % u] if cmd.uid or condstore else []  # RFC 7162 3.1: UID too
         if not a.silent:
-            parts.append(b"FLAGS " + format_flags(mb.flags[i]))
+            parts.append(b"FLAGS " + mb.flags_out(i))
         if condstore:
             parts.append(b"MODSEQ (%d)" % mb.modseqs[i])
         out.append(b"* %d FETCH (%s)\r\n" % (i + 1, b" ".join(parts)))

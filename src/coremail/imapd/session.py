@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import ssl
 import time
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,10 +37,14 @@ MIN_IDLE_TIMEOUT = 1800.0  # RFC 3501 5.4: at least 30 minutes
 PRE_AUTH_LITERAL = 64 * 1024
 READ_HIGH = 256 * 1024     # unconsumed input past this (and a line): stop reading
 MAX_BAD_IN_A_ROW = 100
+# Dovecot's line limit: an ID command with RFC 2971's maxima (30 pairs of
+# 30 + 1024 octets) before login, any command after it
+WIDE_LINE = 64 * 1024
+_ID_HEAD = re.compile(rb"[^ \r\n]{1,64} ID[ (]", re.I)
 # commands after which EXPUNGE responses may not be sent (RFC 3501 7.4.1)
 _NO_EXPUNGE = frozenset(("FETCH", "STORE", "SEARCH"))
 
-CAPS_BASE = ("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE SPECIAL-USE "
+CAPS_BASE = ("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MULTIAPPEND MOVE SPECIAL-USE "
              "CREATE-SPECIAL-USE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS CONDSTORE ESEARCH "
              "QUOTA QUOTA=RES-STORAGE")
 
@@ -72,8 +77,7 @@ class ImapSession(StreamSession):
         self._mailbox: Mailbox | None = None
         self.condstore = False
         self.idling = False
-        self.framer = CommandFramer(max_line=max(service.settings.limits.max_line_length, 8192),
-                                    max_literal=PRE_AUTH_LITERAL)
+        self.framer = self._framer(max(service.settings.limits.max_line_length, 8192))
         self.synced = 0.0
         self._poked = False
         self._timer: asyncio.TimerHandle | None = None
@@ -81,6 +85,11 @@ class ImapSession(StreamSession):
         self.commands = 0
         self._out: list[bytes] = []
         self._out_size = 0
+
+    @staticmethod
+    def _framer(max_line: int) -> CommandFramer:
+        return CommandFramer(max_line=max_line, max_literal=PRE_AUTH_LITERAL,
+                             wide_line=WIDE_LINE, wide_head=_ID_HEAD)
 
     # The selected mailbox. While one is selected, the session holds its view
     # (services.views): no blob of a message it has not yet been told is
@@ -138,8 +147,12 @@ class ImapSession(StreamSession):
         return await asyncio.to_thread(fn, *args)
 
     def enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command; with a mailbox selected the client
+        learns its HIGHESTMODSEQ now (RFC 7162 3.1)."""
         if not self.condstore:
             self.condstore = True
+            if self.mailbox is not None:
+                self.send(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % self.mailbox.highestmodseq)
 
     def capabilities(self) -> str:
         caps = CAPS_BASE
@@ -329,7 +342,7 @@ class ImapSession(StreamSession):
             raise No("TLS is not available on this server")
         self.send(f"{cmd.tag} OK Begin TLS negotiation now\r\n".encode())
         self.flush()
-        self.framer = CommandFramer(max_line=self.framer.max_line, max_literal=PRE_AUTH_LITERAL)
+        self.framer = self._framer(self.framer.max_line)
         # plaintext pipelined behind STARTTLS is dropped (the framer above is new)
         transport = await self.loop.start_tls(self.transport, self, self.svc.tls_context(), server_side=True,
                                               ssl_handshake_timeout=30)
@@ -384,6 +397,8 @@ class ImapSession(StreamSession):
             raise No("Wrong user name or password", "AUTHENTICATIONFAILED")
         self.user = user
         self.state = AUTH
+        # a logged-in client may send long lines (UID sets of a big mailbox)
+        self.framer.max_line = max(self.framer.max_line, WIDE_LINE)
         self.framer.max_literal = int(s.limits.max_message_size)
         self.framer.max_command = self.framer.max_literal + 16 * self.framer.max_line
         self.log.info("imap.login", sid=self.sid, ip=self.ip, user=user.address)

@@ -161,11 +161,15 @@ class TokenReader:
         except UnicodeDecodeError:
             raise self.fail(f"{what} is not valid UTF-8") from None
 
-    def name_of(self, raw: bytes, inbox: bool) -> str:
+    def name_of(self, raw: bytes, inbox: bool, pattern: bool = False) -> str:
         try:
             name = raw.decode("utf-8") if self.utf8 else decode_mailbox(raw)
         except ValueError as e:
-            raise self.fail(f"Invalid mailbox name: {e}") from None
+            if pattern and raw.isascii():
+                name = raw.decode("ascii")  # a pattern that names nothing: LIST answers OK
+            else:
+                # well-formed syntax, a name no mailbox can have: NO, not BAD (RFC 3501 5.1.3)
+                raise ParseError(self.tag, f"Invalid mailbox name: {e}", status="NO") from None
         # INBOX is case-insensitive (RFC 3501 5.1); other names are not
         return "INBOX" if inbox and name.upper() == "INBOX" else name
 
@@ -175,7 +179,7 @@ class TokenReader:
     def list_mailbox(self) -> str:
         c = self.peek()
         raw = self.string("pattern") if c in (34, 123) else self.match(_LIST_CHARS, "pattern")
-        return self.name_of(raw, False)
+        return self.name_of(raw, False, pattern=True)
 
     def seqset(self) -> SequenceSet:
         raw = self.match(_SEQSET, "sequence set")

@@ -137,8 +137,9 @@ class GroupCommitter:
         self._pool.shutdown(wait=True)
 
     # ------------------------------------------------------------ on the thread
-    def commit(self, jobs: list[Job]) -> None:
-        """Blocking: make ``jobs`` durable, filling in each one's outcome."""
+    def commit(self, jobs: list[Job], all_or_none: bool = False) -> None:
+        """Blocking: make ``jobs`` durable, filling in each one's outcome.
+        all_or_none: every local copy is stored, or none (IMAP MULTIAPPEND)."""
         written: list[Job] = []
         live: list[Job] = []
         for j in jobs:
@@ -170,7 +171,8 @@ class GroupCommitter:
             if j.remote:
                 queued.append(Queued(j.qid, j.blob, j.sender, tuple(j.remote), j.kind))
         try:
-            results = self.store.deliver([d for _, _, d in deliveries], queued)
+            results = self.store.deliver([d for _, _, d in deliveries], queued,
+                                         all_or_none=all_or_none)
         except StoreError as e:  # e.g. StorageFull: the database could not grow
             self.log.warning("ingest.deliver_refused", error=e.text, batch=len(live),
                              cause=repr(e.__cause__) if e.__cause__ is not None else "")

@@ -41,9 +41,10 @@ class Ingest:
     async def submit(self, job: Job) -> Job:
         return await self.committer.submit(job)
 
-    def commit_now(self, jobs: list[Job]) -> list[Job]:
-        """Blocking (run it in a thread): the same commit without waiting for a batch."""
-        self.committer.commit(jobs)
+    def commit_now(self, jobs: list[Job], all_or_none: bool = False) -> list[Job]:
+        """Blocking (run it in a thread): the same commit without waiting for a
+        batch; all_or_none: the jobs' local copies are stored together or not at all."""
+        self.committer.commit(jobs, all_or_none)
         return jobs
 
     async def close(self) -> None:

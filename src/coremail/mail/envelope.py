@@ -12,6 +12,7 @@ import base64
 import binascii
 import email.utils
 import re
+from datetime import date
 
 __all__ = [
     "ENVELOPE_FIELDS",
@@ -324,5 +325,17 @@ def parse_date(value: str | None) -> int | None:
     try:
         parsed = email.utils.parsedate_tz(value)
         return None if parsed is None else int(email.utils.mktime_tz(parsed))
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None
+
+
+def sent_day(value: str | None) -> date | None:
+    """The day a Date header names, as written in its own zone (RFC 3501
+    6.4.4: SENTON and friends disregard time and timezone), or None."""
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_tz(value)
+        return None if parsed is None else date(parsed[0], parsed[1], parsed[2])
     except (ValueError, TypeError, IndexError, OverflowError):
         return None

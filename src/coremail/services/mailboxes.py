@@ -128,13 +128,12 @@ class Mailboxes:
                                      frozenset(f for f in m.flags if f != "\\Recent"),
                                      m.internaldate or time.time())])
                 for m in messages]
-        # Submitted together, they join one batch: one fsync, one transaction.
-        done = list(await asyncio.gather(*(self.ingest.submit(j) for j in jobs)))
+        if len(jobs) == 1:   # joins the next group commit with everyone else's mail
+            done = [await self.ingest.submit(jobs[0])]
+        else:   # MULTIAPPEND (RFC 3502): one transaction of their own, all or none
+            done = await asyncio.to_thread(self.ingest.commit_now, jobs, True)
         bad = next((j for j in done if not j.stored), None)
         if bad is not None:
-            kept = [c[1].message_id for j in done for c in j.stored]
-            if kept:   # all or none: take back the ones that made it
-                self.store.delete_messages(user.id, kept)
             err = bad.failed[0][1] if bad.failed else bad.error
             raise _refusal(err, folder.name)
         return [j.stored[0][1].uid for j in done]

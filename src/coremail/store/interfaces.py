@@ -100,7 +100,7 @@ class Folder:
     uidnext: int
     highestmodseq: int
     special_use: str | None
-    subscribed: bool
+    recent_uid: int     # UIDs up to this one have been shown as \Recent (claim_recent)
     messages: int = 0
     unseen: int = 0
     size: int = 0
@@ -316,13 +316,22 @@ class Store(Protocol):
     def create_folder(self, user_id: int, name: str, special_use: str | None = None) -> Folder: ...
     def rename_folder(self, user_id: int, old: str, new: str) -> None: ...
     def delete_folder(self, user_id: int, name: str) -> None: ...
+    # Subscriptions are names (RFC 3501 6.3.6): any name, existing or not;
+    # CREATE does not subscribe, DELETE does not unsubscribe, RENAME moves them.
     def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None: ...
+    def list_subscriptions(self, user_id: int) -> list[str]: ...
+    # \Recent (RFC 3501 2.3.2): raise the folder's recent mark to top_uid
+    # atomically and return the mark before; UIDs in (returned, top_uid] are
+    # the caller's (one session) to show as \Recent.
+    def claim_recent(self, folder_id: int, top_uid: int) -> int: ...
 
     # -- messages
     # One transaction: the deliveries (each may be refused on its own, e.g.
     # over quota) and the new queue entries (AlreadyExists refuses them all).
-    def deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued] = ()
-                ) -> list[Delivered | StoreError]: ...
+    # all_or_none (IMAP MULTIAPPEND): one refusal refuses every delivery and
+    # nothing is stored.
+    def deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued] = (), *,
+                all_or_none: bool = False) -> list[Delivered | StoreError]: ...
     def list_messages(self, folder_id: int, *, since_uid: int = 0,
                       with_meta: bool = False) -> list[Message]: ...
     def message_index(self, folder_id: int, *, changed_since: int = 0) -> list[tuple]: ...

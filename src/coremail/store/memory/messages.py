@@ -24,11 +24,11 @@ class _Folder:
     uidnext: int = 1          # only goes up: a uid is never given twice in a folder
     highestmodseq: int = 1
     special_use: str | None = None
-    subscribed: bool = True
+    recent_uid: int = 0
 
     def record(self, messages: int = 0, unseen: int = 0, size: int = 0) -> Folder:
         return Folder(self.id, self.user_id, self.name, self.uidvalidity, self.uidnext,
-                      self.highestmodseq, self.special_use, self.subscribed,
+                      self.highestmodseq, self.special_use, self.recent_uid,
                       messages, unseen, size)
 
 
@@ -71,8 +71,8 @@ class MemoryMessages:
                        if m.folder_id == folder_id and (want is None or m.uid in want)),
                       key=lambda m: m.uid)
 
-    def deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued] = ()
-                ) -> list[Delivered | StoreError]:
+    def deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued] = (), *,
+                all_or_none: bool = False) -> list[Delivered | StoreError]:
         """Commit a batch of deliveries at once (group commit). Per delivery: a
         Delivered, or the StoreError (QuotaExceeded, NotFound) that refused it.
         Each user is charged once for the batch if it all fits, else message by
@@ -93,17 +93,25 @@ class MemoryMessages:
                     folders[i] = f
                     by_user.setdefault(d.user_id, []).append(i)
             accepted: list[int] = []
+            charged: list[tuple[int, int, int]] = []
             for user_id, idxs in by_user.items():
                 ds = [deliveries[i] for i in idxs]
-                if self._charge(user_id, sum(d.blob.size for d in ds), len(ds),
-                                any(d.check_quota for d in ds)):
+                size = sum(d.blob.size for d in ds)
+                if self._charge(user_id, size, len(ds), any(d.check_quota for d in ds)):
                     accepted.extend(idxs)
+                    charged.append((user_id, size, len(ds)))
                     continue
                 for i, d in zip(idxs, ds):  # not all fit: take them one by one, in order
                     if self._charge(user_id, d.blob.size, 1, d.check_quota):
                         accepted.append(i)
+                        charged.append((user_id, d.blob.size, 1))
                     else:
                         results[i] = QuotaExceeded("the recipient's mailbox is full")
+            refused = next((r for r in results if r is not None), None)
+            if all_or_none and refused is not None:   # take back the charges: nothing is stored
+                for args in charged:
+                    self._uncharge(*args)
+                return [refused] * len(deliveries)
             by_folder: dict[int, list[int]] = {}
             for i in sorted(accepted):
                 by_folder.setdefault(folders[i].id, []).append(i)

@@ -57,6 +57,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
         self._aliases: set[tuple[str, str]] = set()
         self._forwards: dict[int, Forward] = {}
         self._folders: dict[int, _Folder] = {}
+        self._subscriptions: dict[int, set[str]] = {}
         self._messages: dict[int, _Msg] = {}
         self._settings: dict[tuple[str, str], str] = {}
         self._queue: dict[str, _Entry] = {}
@@ -125,6 +126,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
             first = self._new_uidvalidity(len(SPECIAL_FOLDERS))
             for i, (fname, special) in enumerate(SPECIAL_FOLDERS):
                 self._add_folder(u.id, fname, first + i, special)
+            self._subscriptions[u.id] = {fname for fname, _ in SPECIAL_FOLDERS}
             return u
 
     def get_user(self, address: str) -> User | None:
@@ -165,6 +167,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
             for fid in [f.id for f in self._folders.values() if f.user_id == u.id]:
                 del self._folders[fid]
             self._forwards.pop(u.id, None)
+            self._subscriptions.pop(u.id, None)
             for key in [k for k in self._settings if k[0] == address]:
                 del self._settings[key]
             self._bayes_drop(u.id)
@@ -318,6 +321,10 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
                 raise AlreadyExists(f"a folder under {new} already exists")
             for fid, name in renames.items():
                 self._folders[fid].name = name
+            subs = self._subscriptions.setdefault(user_id, set())
+            moving = {n for n in subs if n == old or n.startswith(old + "/")}
+            subs -= moving
+            subs |= {new + n[len(old):] for n in moving}
 
     def delete_folder(self, user_id: int, name: str) -> None:
         if name.upper() == "INBOX":
@@ -335,10 +342,24 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
 
     def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
         with self._lock:
-            f = self._find_folder(user_id, name)
+            subs = self._subscriptions.setdefault(user_id, set())
+            if subscribed:
+                subs.add(name)
+            else:
+                subs.discard(name)
+
+    def list_subscriptions(self, user_id: int) -> list[str]:
+        with self._lock:
+            return sorted(self._subscriptions.get(user_id, ()))
+
+    def claim_recent(self, folder_id: int, top_uid: int) -> int:
+        with self._lock:
+            f = self._folders.get(folder_id)
             if f is None:
-                raise NotFound(f"the folder {name} does not exist")
-            f.subscribed = subscribed
+                return top_uid
+            mark = f.recent_uid
+            f.recent_uid = max(mark, top_uid)
+            return mark
 
     # ----------------------------------------------------------- settings
     def get_setting(self, scope: str, key: str) -> str | None:

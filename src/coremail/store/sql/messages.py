@@ -45,6 +45,14 @@ _RESERVE_UIDS = update(t.folders).where(t.folders.c.id == bindparam("fid")).valu
 _INSERT_MESSAGES = insert(t.messages).returning(
     t.messages.c.id, t.messages.c.folder_id, t.messages.c.uid, sort_by_parameter_order=True)
 
+class _AllRefused(Exception):
+    """Rolls back an all-or-none delivery from inside its transaction."""
+
+    def __init__(self, error: StoreError) -> None:
+        super().__init__(error.text)
+        self.error = error
+
+
 class MessageStore:
     # Provided by SqlStore.
     _write: object
@@ -56,8 +64,8 @@ class MessageStore:
     _record_removed: object
     _still_removed: object
 
-    def deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued] = ()
-                ) -> list[Delivered | StoreError]:
+    def deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued] = (), *,
+                all_or_none: bool = False) -> list[Delivered | StoreError]:
         """Commit a batch of deliveries in one transaction (group commit).
         Blobs must already be durable. Per delivery: a Delivered, or the
         StoreError (QuotaExceeded, NotFound) that refused it. The statements
@@ -69,7 +77,9 @@ class MessageStore:
         now = time.time()
         names = ["INBOX" if d.folder.upper() == "INBOX" else d.folder for d in deliveries]
         try:
-            return self._deliver(deliveries, queued, names, results, now)
+            return self._deliver(deliveries, queued, names, results, now, all_or_none)
+        except _AllRefused as e:   # the transaction was rolled back: nothing kept
+            return [e.error] * len(deliveries)
         except IntegrityError:
             if not queued:
                 raise
@@ -77,7 +87,7 @@ class MessageStore:
                                 + ", ".join(q.queue_id for q in queued)) from None
 
     def _deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued], names: list[str],
-                 results: list, now: float) -> list[Delivered | StoreError]:
+                 results: list, now: float, all_or_none: bool) -> list[Delivered | StoreError]:
         with self._write() as c:
             if queued:
                 self._insert_queued(c, queued, now)
@@ -104,6 +114,9 @@ class MessageStore:
                         accepted.append(i)
                     else:
                         results[i] = QuotaExceeded("the recipient's mailbox is full")
+            refused = next((r for r in results if r is not None), None)
+            if all_or_none and refused is not None:
+                raise _AllRefused(refused)   # rolls the charges back too
             by_folder: dict[int, list[int]] = {}
             for i in sorted(accepted):
                 by_folder.setdefault(fmap[(deliveries[i].user_id, names[i])], []).append(i)

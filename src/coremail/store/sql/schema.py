@@ -61,9 +61,18 @@ folders = Table(
     Column("uidnext", BigInteger, nullable=False, default=1),
     Column("highestmodseq", BigInteger, nullable=False, default=1),
     Column("special_use", String(32), nullable=True),
-    Column("subscribed", Boolean, nullable=False, default=True),
+    # the highest UID a session has been shown as \Recent (claimed on SELECT)
+    Column("recent_uid", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("user_id", "name", name="uq_folder_name"),
     **NEVER_REUSE_IDS,
+)
+
+# RFC 3501 6.3.6: subscriptions are names, not folders: a name may be
+# subscribed while no folder has it (LIST shows it \NonExistent).
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(1000), primary_key=True),
 )
 
 messages = Table(

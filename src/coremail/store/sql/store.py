@@ -162,8 +162,10 @@ class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, Tra
                 uidvalidity = self._new_uidvalidity(c, len(SPECIAL_FOLDERS))
                 c.execute(insert(t.folders), [
                     dict(user_id=uid, name=fname, uidvalidity=uidvalidity + i, uidnext=1,
-                         highestmodseq=1, special_use=special, subscribed=True)
+                         highestmodseq=1, special_use=special)
                     for i, (fname, special) in enumerate(SPECIAL_FOLDERS)])
+                c.execute(insert(t.subscriptions), [dict(user_id=uid, name=fname)
+                                                    for fname, _ in SPECIAL_FOLDERS])
         except IntegrityError:
             raise AlreadyExists(f"the user {address} already exists") from None
         user = self.get_user(address)
@@ -273,7 +275,7 @@ class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, Tra
     def _folder(r, counts=None) -> Folder:
         extra = counts.get(r.id, (0, 0, 0)) if counts is not None else (0, 0, 0)
         return Folder(r.id, r.user_id, r.name, int(r.uidvalidity), int(r.uidnext),
-                      int(r.highestmodseq), r.special_use, bool(r.subscribed), *extra)
+                      int(r.highestmodseq), r.special_use, int(r.recent_uid), *extra)
 
     def list_folders(self, user_id: int, *, counts: bool = False) -> list[Folder]:
         with self._read() as c:
@@ -323,7 +325,7 @@ class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, Tra
                     raise NotFound("the user does not exist")
                 fid = c.execute(insert(t.folders).values(
                     user_id=user_id, name=name, uidvalidity=self._new_uidvalidity(c), uidnext=1,
-                    highestmodseq=1, special_use=special_use, subscribed=True
+                    highestmodseq=1, special_use=special_use
                 )).inserted_primary_key[0]
         except IntegrityError:
             raise AlreadyExists(f"the folder {name} already exists") from None
@@ -377,9 +379,25 @@ class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, Tra
                     if child.name.startswith(old + "/"):
                         c.execute(update(f).where(f.c.id == child.id)
                                   .values(name=new + child.name[len(old):]))
+                self._rename_subscriptions(c, user_id, old, new)
         except IntegrityError:
             # A child's new name is taken (say "A/k" -> "B/k"): nothing was renamed.
             raise AlreadyExists(f"a folder under {new} already exists") from None
+
+    @staticmethod
+    def _rename_subscriptions(c: Connection, user_id: int, old: str, new: str) -> None:
+        """The subscriptions of a renamed folder and its children follow it."""
+        sub = t.subscriptions
+        names = [n for n in c.execute(select(sub.c.name).where(
+            sub.c.user_id == user_id, sub.c.name.startswith(old, autoescape=True))).scalars()
+            if n == old or n.startswith(old + "/")]
+        if not names:
+            return
+        have = set(c.execute(select(sub.c.name).where(sub.c.user_id == user_id)).scalars())
+        c.execute(delete(sub).where(sub.c.user_id == user_id, sub.c.name.in_(names)))
+        moved = {new + n[len(old):] for n in names} - (have - set(names))
+        if moved:
+            c.execute(insert(sub), [dict(user_id=user_id, name=n) for n in sorted(moved)])
 
     def delete_folder(self, user_id: int, name: str) -> None:
         if name.upper() == "INBOX":
@@ -399,12 +417,32 @@ class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, Tra
             self._record_removed(c, ((r.blob_id, f.id, int(f.highestmodseq) + 1) for r in rows))
 
     def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
+        sub = t.subscriptions
         with self._write() as c:
-            r = c.execute(update(t.folders).where(t.folders.c.user_id == user_id,
-                                                  t.folders.c.name == name)
-                          .values(subscribed=subscribed))
-            if r.rowcount == 0:
-                raise NotFound(f"the folder {name} does not exist")
+            c.execute(delete(sub).where(sub.c.user_id == user_id, sub.c.name == name))
+            if subscribed:
+                c.execute(insert(sub).values(user_id=user_id, name=name))
+
+    def list_subscriptions(self, user_id: int) -> list[str]:
+        sub = t.subscriptions
+        with self._read() as c:
+            return list(c.execute(select(sub.c.name).where(sub.c.user_id == user_id)
+                                  .order_by(sub.c.name)).scalars())
+
+    def claim_recent(self, folder_id: int, top_uid: int) -> int:
+        """Compare-and-set on the mark, so no lock is held: of two sessions
+        claiming at once, one gets the UIDs and the other sees the new mark."""
+        f = t.folders
+        while True:
+            with self._read() as c:
+                mark = c.execute(select(f.c.recent_uid).where(f.c.id == folder_id)).scalar()
+            if mark is None or int(mark) >= top_uid:
+                return top_uid if mark is None else int(mark)
+            with self._write() as c:
+                done = c.execute(update(f).where(f.c.id == folder_id, f.c.recent_uid == mark)
+                                 .values(recent_uid=top_uid)).rowcount
+            if done:
+                return int(mark)
 
     # ----------------------------------------------------------- settings
     def get_setting(self, scope: str, key: str) -> str | None:
