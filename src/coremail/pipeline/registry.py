@@ -17,7 +17,7 @@ from ..dns import Resolver
 from ..obs.log import Log
 from ..store.interfaces import Store
 from .checks import HopCount, MessageCheck
-from .senderauth import SenderAuth
+from .senderauth import ForgedResults, SenderAuth
 
 
 class CheckContext:
@@ -46,7 +46,7 @@ def default_checks(ctx: CheckContext) -> list[MessageCheck]:
     # 1. allow/block lists
     # 2. DNSBL
     # 3. SPF/DKIM/DMARC
-    checks.append(SenderAuth(ctx.resolver))
+    checks += [ForgedResults(), SenderAuth(ctx.resolver)]
     #
     # 4. rules
     # 5. the fingerprint counter
