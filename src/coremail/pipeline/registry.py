@@ -26,7 +26,7 @@ from .dnsbl import DnsblCheck
 from .fingerprint import FingerprintCheck
 from .lists import ListCheck
 from .rulebook import RuleBook
-from .senderauth import SenderAuth
+from .senderauth import ForgedResults, SenderAuth
 
 
 class CheckContext:
@@ -77,7 +77,7 @@ def default_checks(ctx: CheckContext) -> list[MessageCheck]:
     checks.append(ListCheck(ctx.rules, ctx.executor))        # 1. allow/block lists, rules
     checks.append(DnsblCheck(ctx))                           # 2. DNSBL
     # 3. SPF/DKIM/DMARC
-    checks.append(SenderAuth(ctx.resolver))
+    checks += [ForgedResults(), SenderAuth(ctx.resolver)]
     #
     checks.append(BuiltinRules(ctx))                         # 4. built-in rules
     fingerprint = FingerprintCheck(ctx.store, ctx.executor)  # 5. the fingerprint counter

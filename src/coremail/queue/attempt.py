@@ -171,7 +171,7 @@ async def _local(agent: Attempts, entry: QueueEntry, local: list[str], data: byt
     t0 = time.monotonic()
     hostname = agent.settings().server.hostname
     out = await asyncio.to_thread(plan_local, agent.recipients, entry, local, data, trace,
-                                  hostname)
+                                  hostname, agent.srs)
     if out.job.local:
         await agent.ingest.submit(out.job)
         settle(out, hostname)

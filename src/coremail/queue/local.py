@@ -15,6 +15,7 @@ from ..ingest import Job, LocalCopy
 from ..ingest.recipients import Recipients
 from ..mail.address import AddressError, parse_address
 from ..mail.headers import MAX_HOPS, delivered_to, header_section, hops
+from ..mail.srs import Srs, SrsForged, is_srs
 from ..smtpclient.session import Result
 from ..store.interfaces import BlobRef, QueueEntry
 
@@ -47,7 +48,7 @@ class LocalPlan:
 
 
 def plan_local(recipients: Recipients, entry: QueueEntry, addresses: list[str], data: bytes,
-               trace: Trace, hostname: str) -> LocalPlan:
+               trace: Trace, hostname: str, srs: Srs | None = None) -> LocalPlan:
     """Blocking (run it in a thread): where each local recipient leads."""
     results: dict[str, Result] = {}
     forward: dict[str, list[str]] = {}
@@ -65,6 +66,19 @@ def plan_local(recipients: Recipients, entry: QueueEntry, addresses: list[str], 
                 "failed", "5.4.6", f"mail forwarding loop for {addr.key}: the message "
                 "was already delivered to this address once", hostname)
             continue
+        if srs is not None and is_srs(addr.local):
+            # A bounce (or reply) to the SRS sender of one of our forwards.
+            try:
+                addr = parse_address(srs.reverse(str(addr)))
+            except (SrsForged, AddressError):
+                results[addr_text] = Result("failed", "5.7.1", f"550 5.7.1 <{addr.key}>: not "
+                                            "a valid SRS address of this server", hostname)
+                continue
+            if not recipients.is_local_domain(addr.domain):
+                forward[addr_text] = [str(addr)]
+                results[addr_text] = Result("sent", "2.0.0", "250 2.0.0 sent on to the "
+                                            f"original sender <{addr}>", hostname)
+                continue
         exp = recipients.expand(addr)
         if not exp.users and not exp.remote:
             if exp.loop:

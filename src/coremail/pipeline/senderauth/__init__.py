@@ -3,6 +3,6 @@
 protocols; this package feeds them DNS answers from the project's resolver
 and turns their results into one Authentication-Results field, named scores
 and the DMARC policy's verdict."""
-from .check import SenderAuth
+from .check import ForgedResults, SenderAuth
 
-__all__ = ["SenderAuth"]
+__all__ = ["ForgedResults", "SenderAuth"]

@@ -3,7 +3,7 @@ threads, then DMARC over both; one Authentication-Results field (RFC 8601)
 under server.hostname, named scores, Junk for p=quarantine and 550 5.7.1 for
 p=reject. Only mail from outside is checked (port 25, not logged in); from
 every message, Authentication-Results fields that claim our authserv-id
-are taken out (RFC 8601 5), whoever sent them."""
+are taken out (RFC 8601 5), whoever sent them (ForgedResults)."""
 from __future__ import annotations
 
 import asyncio
@@ -96,6 +96,19 @@ def _scores(spf: SpfResult | None, dkim: list[DkimResult] | None,
     return out
 
 
+class ForgedResults:
+    """Authentication-Results fields that claim our authserv-id are taken out
+    of every message (RFC 8601 5). Apart from SenderAuth and without DNS, so
+    that a check slowed past its time-out cannot leave a forged one in place."""
+
+    name = "forged-auth-results"
+    kind = "auth"
+
+    async def __call__(self, msg: Message) -> CheckResult | None:
+        drop = forged_results(msg.header, msg.settings.server.hostname)
+        return CheckResult(drop=drop) if drop else None
+
+
 class SenderAuth:
     """Registered in pipeline.registry. kind "auth": it runs with or without
     antispam (its switches are [authentication]); decide keeps only its
@@ -111,10 +124,10 @@ class SenderAuth:
         s = msg.settings
         a = s.authentication
         hostname = s.server.hostname
-        result = CheckResult(drop=forged_results(msg.header, hostname))
+        result = CheckResult()
         outside = msg.client.listener == "smtp" and not msg.client.authenticated
         if not outside or not (a.spf or a.dkim_verify or a.dmarc):
-            return result if result.drop else None
+            return None
         dns = ThreadDns(self.resolver(), asyncio.get_running_loop(), DNS_BUDGET)
         env = msg.env
         spf_job = (asyncio.ensure_future(msg.run(check_spf, dns, msg.client.ip, env.sender_text,
