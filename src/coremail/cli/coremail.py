@@ -17,6 +17,7 @@ from ..services.spamlearn import learn_paths
 from ..store.interfaces import GLOBAL_MODEL
 from ..supervisor import control, homelock
 from .common import fail, home_option, settings_or_exit, store_or_exit
+from .filter import filter_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -261,6 +262,9 @@ def spam_learn(home, kind, user, paths):
         click.echo(line)
     if report.learnt + report.relearnt + report.known == 0:
         fail("no message could be read from " + " ".join(map(str, paths)))
+
+
+cli.add_command(filter_group)
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ class CheckResult:
     folders: dict[str, str] = field(default_factory=dict)   # recipient address -> folder
     allow: bool = False                                     # a "list" check: skip the spam checks
     allowed: set[str] = field(default_factory=set)          # recipients whose own rule allows it
+    points_for: dict[str, float] = field(default_factory=dict)  # recipient's own rules' points
 
 
 class Message:

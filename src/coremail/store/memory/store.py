@@ -24,15 +24,16 @@ from pathlib import Path
 from typing import Sequence
 
 from ..blobs import BlobStore
-from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, Folder, Forward, NotFound,
-                          StoreError, User)
+from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, FilterRule, Folder, Forward,
+                          NotFound, StoreError, User)
 from .bayes import MemoryBayes
 from .messages import MemoryMessages, _Folder, _Msg
 from .queue import MemoryQueue, _Entry
+from .filters import MemoryFilters
 from .views import MemoryViews
 
 
-class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryBayes):
+class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, MemoryBayes):
     """Blobs are real files (callers open `blobs.path(id)`): under blob_root,
     or a temp directory of our own that close() removes."""
 
@@ -46,7 +47,8 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryBayes):
         self._lock = threading.RLock()
         # Counters only go up: ids are never handed out twice (web links,
         # traces and POP3 UIDLs key on them), as with SQL AUTOINCREMENT.
-        self._ids = {k: itertools.count(1) for k in ("domain", "user", "folder", "message")}
+        self._ids = {k: itertools.count(1) for k in ("domain", "user", "folder", "message",
+                                                      "rule")}
         self._domains: dict[str, Domain] = {}
         self._users: dict[int, User] = {}
         self._aliases: set[tuple[str, str]] = set()
@@ -60,6 +62,8 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryBayes):
         self._bayes_tokens: dict[int, dict[int, list[int]]] = {}
         self._bayes_totals: dict[int, list[int]] = {}
         self._bayes_learnt: dict[int, dict[str, tuple[bool, float]]] = {}
+        self._rules: dict[int, FilterRule] = {}
+        self._fingerprints: dict[tuple[str, int], int] = {}
 
     def migrate(self) -> None:
         """Nothing to migrate: there is no schema."""

@@ -23,6 +23,7 @@ from .engine import make_engine, migrate, sqlite_url, write_lock
 from .bayes import BayesStore
 from .messages import MessageStore
 from .queue import QueueStore
+from .filters import FilterStore
 from .views import ViewStore
 
 
@@ -37,7 +38,7 @@ def _disk_full(e: DBAPIError) -> bool:
             or PG_DISK_FULL in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None)))
 
 
-class SqlStore(MessageStore, QueueStore, ViewStore, BayesStore):
+class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore):
     def __init__(self, url: str, blob_root: Path):
         self.engine = make_engine(url)
         self.blobs = BlobStore(blob_root)

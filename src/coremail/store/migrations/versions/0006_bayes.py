@@ -8,14 +8,14 @@ per model; `bayes_learnt` remembers each trained message's digest and class
 so nothing is learnt twice and a move out of Junk can undo a spam training.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
