@@ -169,6 +169,7 @@ bayes_learnt = Table(
     Column("spam", Boolean, nullable=False),
     Column("at", Float, nullable=False),
     sqlite_with_rowid=False,
+)
 
 # `coremail filter` rules: user "" is the whole server, else that user's own.
 filter_rules = Table(
