@@ -74,7 +74,8 @@ def test_trained_tells_spam_from_ham():
         assert m.judge(tokenize(message("ham", n)))[None].prob < 0.01
     j = m.judge(tokenize(message("spam", 600)))[None]
     assert j.spam_clues and all(c.prob > 0.5 for c in j.spam_clues)
-    assert "spam probability" in j.words() and "global: 40 spam, 40 ham" in j.words()
+    assert "spam probability" in j.words() and "by global: 40 spam, 40 ham" in j.words()
+    assert "towards spam: " in j.words() and "towards ham: " in j.words()
 
 
 def test_a_chinese_spam_and_ham_pair():
@@ -84,7 +85,7 @@ def test_a_chinese_spam_and_ham_pair():
     assert m.judge(tokenize(spam))[None].prob > 0.99
     assert m.judge(tokenize(ham))[None].prob < 0.01
     top = m.judge(tokenize(spam))[None].spam_clues
-    assert sum(len(c.token.removeprefix("s:")) == 2 for c in top) >= 4   # bigrams carry it
+    assert sum(len(c.token.removeprefix("s:")) == 2 for c in top) >= 3   # bigrams carry it
 
 
 def test_a_users_model_moves_only_their_score():
@@ -117,7 +118,8 @@ async def test_the_check_in_decide():
     store.add_domain("example.test")
     amy = store.add_user("amy@example.test", password_hash="x", quota=0)
     check = BayesCheck(store)
-    assert await check(_message(message("spam", 1), [amy])) is None        # untrained: silent
+    untrained = await check(_message(message("spam", 1), [amy]))         # untrained: no score
+    assert not untrained.scores and "not enough training" in untrained.note
     _trained(store)
     d = await decide([check], _message(message("spam", 501), [amy]), timeout=10)
     assert d.tests == ["BAYES_999"] and d.folders == {"amy@example.test": "Junk"}

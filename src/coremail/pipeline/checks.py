@@ -43,6 +43,7 @@ class CheckResult:
     allow: bool = False                                     # a "list" check: skip the spam checks
     allowed: set[str] = field(default_factory=set)          # recipients whose own rule allows it
     points_for: dict[str, float] = field(default_factory=dict)  # recipient's own rules' points
+    note: str = ""             # why nothing was found, for `coremail filter test` (e.g. untrained)
 
 
 class Message:
