@@ -9,7 +9,7 @@ from coremail.config import build_settings
 from coremail.mail.address import parse_address
 from coremail.pipeline.bayes.check import BayesCheck
 from coremail.pipeline.bayes.classify import chi2q, combine
-from coremail.pipeline.bayes.model import MIN_HAM, MIN_SPAM, Model, band, digest
+from coremail.pipeline.bayes.model import MIN_HAM, MIN_SPAM, Model, band, digest, item
 from coremail.pipeline.bayes.tokens import tokenize
 from coremail.pipeline.checks import Message
 from coremail.pipeline.decide import decide
@@ -52,10 +52,13 @@ def test_digest_ignores_our_trace_fields():
 
 
 def _trained(store, spam=MIN_SPAM + 10, ham=MIN_HAM + 10, lang="en", owner=GLOBAL_MODEL):
-    m = Model(store)
-    m.train(owner, [(r, True) for r in corpus("spam", spam, lang=lang)]
-            + [(r, False) for r in corpus("ham", ham, lang=lang)])
-    return m
+    train(store, owner, [(r, True) for r in corpus("spam", spam, lang=lang)]
+          + [(r, False) for r in corpus("ham", ham, lang=lang)])
+    return Model(store)
+
+
+def train(store, owner, messages):
+    return store.bayes_train(owner, [item(raw, spam) for raw, spam in messages])
 
 
 def test_untrained_gives_no_score_and_says_why():
@@ -97,7 +100,7 @@ def test_a_users_model_moves_only_their_score():
     probe = tokenize(message("news", 800))
     before = m.judge(probe, [None, amy.id, bob.id])
     # Amy thinks the weekly digest is spam; she says so a few times.
-    m.train(amy.id, [(message("news", n), True) for n in range(700, 705)])
+    train(store, amy.id, [(message("news", n), True) for n in range(700, 705)])
     got = m.judge(probe, [None, amy.id, bob.id])
     assert got[bob.id].prob == got[None].prob == before[bob.id].prob
     assert before[amy.id].prob < 0.5 and got[amy.id].prob > 0.99

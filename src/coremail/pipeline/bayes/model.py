@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ...mail.headers import header_end
-from ...store.interfaces import GLOBAL_MODEL, BayesItem, BayesOutcome, Store
+from ...store.interfaces import GLOBAL_MODEL, BayesItem, Store
 from .classify import Clue, clue_prob, combine, strongest
 from .tokens import from_line_stripped, token_hash, tokenize
 
@@ -91,10 +91,6 @@ def _name(owner: int) -> str:
 class Model:
     def __init__(self, store: Store):
         self.store = store
-
-    def train(self, owner: int, messages: Sequence[tuple[bytes, bool]]) -> list[BayesOutcome]:
-        """Blocking: tokenise and train a batch into one model, in one transaction."""
-        return self.store.bayes_train(owner, [item(raw, spam) for raw, spam in messages])
 
     def judge(self, tokens: Sequence[str], user_ids: Sequence[int | None] = (None,)
               ) -> dict[int | None, Judgement]:
