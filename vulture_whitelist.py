@@ -47,6 +47,5 @@ _.to, _.cc, _.blocked_images, _.capture_signals, _.should_exit, _.force_exit
 
 # The message trace for the web pages (webmail "Where is my mail?"): services/trace.py.
 _.for_user
-# html.parser.HTMLParser calls these by name (mail/text.py); antispam.bayes is
-# read by the trainable score (its own branch).
-_.handle_startendtag, _.handle_endtag, _.handle_data, _.bayes
+# Called by html.parser.HTMLParser (mail/text.py); the rule actions table (pipeline/rulebook.py).
+_.handle_startendtag, _.handle_endtag, _.handle_data, _.ACTIONS

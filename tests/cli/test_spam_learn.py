@@ -65,3 +65,23 @@ def test_learn_for_a_user_and_errors(cli, tmp_path):
     assert r.returncode == 2 and "--spam or --ham" in r.stderr
     r = cli.coremail("spam", "learn", "--ham", str(tmp_path / "missing"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_filter_test_explains_the_score(cli, tmp_path):
+    probe = tmp_path / "probe.eml"
+    probe.write_bytes(corpus("spam", 1, start=500, to=f"admin@{DOMAIN}")[0])
+    r = cli.coremail("filter", "test", str(probe))
+    assert r.returncode == 0, r.stderr
+    assert "check bayes: nothing found (not enough training for a score: 0 spam" in r.stdout
+    for kind, n in (("spam", 35), ("ham", 35)):
+        box = mailbox.mbox(str(tmp_path / f"{kind}.mbox"), create=True)
+        for raw in corpus(kind, n):
+            box.add(raw)
+        box.flush()
+        assert cli.coremail("spam", "learn", f"--{kind}", str(tmp_path / f"{kind}.mbox")).returncode == 0
+    r = cli.coremail("filter", "test", str(probe))
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if "BAYES_" in ln and "probability" in ln)
+    assert "BAYES_999 +6" in line and "by global: 35 spam, 35 ham" in line
+    assert "towards spam: " in line and "towards ham: " in line
+    assert f"admin@{DOMAIN} -> Junk" in r.stdout and "tests=BAYES_999" in r.stdout

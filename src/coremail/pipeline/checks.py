@@ -46,6 +46,7 @@ class CheckResult:
     # Header fields to take out of the stored copy, each exactly as it is in
     # the message (name to last line ending): forged Authentication-Results.
     drop: list[bytes] = field(default_factory=list)
+    note: str = ""             # why nothing was found, for `coremail filter test` (e.g. untrained)
 
 
 class Message:

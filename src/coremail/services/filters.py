@@ -49,7 +49,8 @@ class TestReport:
                 elif ran.error:
                     out.append(f"check {ran.name}: no answer ({ran.error})")
                 elif ran.result is None or not (ran.result.scores or ran.result.verdict):
-                    out.append(f"check {ran.name}: nothing found")
+                    note = ran.result.note if ran.result is not None else ""
+                    out.append(f"check {ran.name}: nothing found" + (f" ({note})" if note else ""))
                 else:
                     out.append(f"check {ran.name}:")
                     for s in ran.result.scores:

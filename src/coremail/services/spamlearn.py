@@ -182,8 +182,9 @@ class Learner:
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._idle = threading.Event()
+        self._idle = threading.Event()     # set while nothing is pending
         self._idle.set()
+        self._pending = 0
 
     # Called from a command's thread: only a queue put, never a read.
     def moved(self, user_id: int, src_folder_id: int, dest: Folder, uids: Sequence[int]) -> None:
@@ -197,9 +198,10 @@ class Learner:
             self._put(_Marked(user_id, tuple(message_ids), spam))
 
     def _put(self, req) -> None:
-        self._idle.clear()
-        self._q.put(req)
         with self._lock:
+            self._pending += 1
+            self._idle.clear()
+            self._q.put(req)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="bayes-learner",
                                                 daemon=True)
@@ -214,7 +216,11 @@ class Learner:
             try:
                 reqs = [self._q.get(timeout=30)]
             except queue.Empty:
-                return
+                with self._lock:   # a put after this sees no live thread and starts one
+                    if self._q.empty():
+                        self._thread = None
+                        return
+                continue
             while len(reqs) < BATCH:
                 try:
                     reqs.append(self._q.get_nowait())
@@ -225,8 +231,10 @@ class Learner:
             except Exception as e:  # noqa: BLE001 - a failed training must not stop later ones
                 if self.log is not None:
                     self.log.error("bayes.learn_failed", error=repr(e), requests=len(reqs))
-            if self._q.empty():
-                self._idle.set()
+            with self._lock:
+                self._pending -= len(reqs)
+                if self._pending == 0:
+                    self._idle.set()
 
     def _train(self, reqs: list) -> None:
         per_user: dict[int, list[BayesItem]] = {}

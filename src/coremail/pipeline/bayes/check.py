@@ -40,9 +40,11 @@ class BayesCheck:
         if main.band is not None:
             name, points = main.band
             result.scores.append(Score(name, points, main.words()))
+        else:
+            result.note = main.reason
         if len(users) > 1:
             for uid in users:
                 b = judged[uid].band
                 if b is not None and b[1] >= settings.junk_score:
                     result.folders.update((k, JUNK) for k in keys[uid])
-        return result if result.scores or result.folders else None
+        return result

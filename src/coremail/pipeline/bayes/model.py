@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ...mail.headers import header_end
-from ...store.interfaces import GLOBAL_MODEL, BayesItem, BayesOutcome, Store
+from ...store.interfaces import GLOBAL_MODEL, BayesItem, Store
 from .classify import Clue, clue_prob, combine, strongest
 from .tokens import from_line_stripped, token_hash, tokenize
 
 MIN_SPAM = 30
 MIN_HAM = 30
 USER_WEIGHT = 3.0
-SHOWN_CLUES = 8
+SHOWN_CLUES = 5
 
 # (lowest probability, name, points): SpamAssassin's band names; points
 # chosen so that only a near-certain judgement (BAYES_999) files a message
@@ -60,10 +60,12 @@ class Judgement:
     def words(self) -> str:
         if self.prob is None:
             return self.reason
-        top = ", ".join(f"{c.token!r}" for c in self.spam_clues[:3])
-        low = ", ".join(f"{c.token!r}" for c in self.ham_clues[:3])
-        return (f"spam probability {self.prob:.3f} ({' + '.join(self.models)}); "
-                f"spammy: {top or '-'}; hammy: {low or '-'}")
+        def clues(cs: list[Clue]) -> str:
+            return ", ".join(f"{c.token} {c.prob:.2f} ({c.spam:g}/{c.ham:g})"
+                             for c in cs[:SHOWN_CLUES]) or "-"
+        return (f"spam probability {self.prob:.4f} by {' + '.join(self.models)}; "
+                f"towards spam: {clues(self.spam_clues)}; towards ham: {clues(self.ham_clues)} "
+                "(clue probability (spam/ham messages seen with it))")
 
 
 def digest(raw: bytes) -> str:
@@ -89,10 +91,6 @@ def _name(owner: int) -> str:
 class Model:
     def __init__(self, store: Store):
         self.store = store
-
-    def train(self, owner: int, messages: Sequence[tuple[bytes, bool]]) -> list[BayesOutcome]:
-        """Blocking: tokenise and train a batch into one model, in one transaction."""
-        return self.store.bayes_train(owner, [item(raw, spam) for raw, spam in messages])
 
     def judge(self, tokens: Sequence[str], user_ids: Sequence[int | None] = (None,)
               ) -> dict[int | None, Judgement]:

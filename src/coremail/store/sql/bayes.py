@@ -110,12 +110,14 @@ class BayesStore:
             _add(c, t.bayes_totals, ["owner"], [dict(owner=owner, spam=total[0], ham=total[1])])
             if undone:
                 self._bayes_clean(c, owner, [k for k, (s, h) in deltas.items() if s < 0 or h < 0])
-            changed = [d for d, spam in known.items() if old.get(d) is not spam]
-            for i in range(0, len(changed), _CHUNK):
-                c.execute(delete(bl).where(bl.c.owner == owner, bl.c.digest.in_(changed[i:i + _CHUNK])))
-            if changed:
-                c.execute(bl.insert(), [dict(owner=owner, digest=d, spam=known[d], at=now)
-                                        for d in changed])
+            changed = [dict(owner=owner, digest=d, spam=spam, at=now)
+                       for d, spam in known.items() if old.get(d) is not spam]
+            stmt = _insert(c, bl)
+            # An upsert: another node may have learnt the same message meanwhile.
+            stmt = stmt.on_conflict_do_update(index_elements=["owner", "digest"], set_={
+                "spam": stmt.excluded.spam, "at": stmt.excluded.at})
+            for i in range(0, len(changed), 5000):
+                c.execute(stmt, changed[i:i + 5000])
         return out
 
     @staticmethod
