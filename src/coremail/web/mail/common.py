@@ -1,13 +1,30 @@
-"""Helpers the webmail's page modules share: the signed-in user or the sign-in
-redirect, the user's own folder or message (anyone else's is "not found")."""
+"""What the webmail's page modules share: its Site (the folder names IMAP
+keeps, shown translated), the signed-in user or the sign-in redirect, and
+the "not found" pages."""
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 from starlette.requests import Request
 
-from ..i18n import _
+from ..i18n import N_, _, gettext
 from ..site import Site, WebContext, error_page, redirect, session_of
+
+FOLDER_NAMES = {"INBOX": N_("Inbox"), "Sent": N_("Sent"), "Drafts": N_("Drafts"),
+                "Junk": N_("Junk"), "Trash": N_("Trash")}
+
+
+def folder_label(name: str) -> str:
+    return gettext(FOLDER_NAMES[name]) if name in FOLDER_NAMES else name
+
+
+def webmail_site(notices: dict[str, str]) -> Site:
+    site = Site("/coremail/", Path(__file__).resolve().parent / "templates", dict(notices))
+    site.env.filters["folder"] = folder_label
+    site.env.filters["leaf"] = lambda n: folder_label(n).rpartition("/")[2]
+    site.env.filters["depth"] = lambda n: n.count("/")
+    return site
 
 
 async def signed_in(web: WebContext, site: Site, request: Request):

@@ -12,11 +12,12 @@ from starlette.routing import Route
 
 from ...mail.address import AddressError, parse_address
 from ...store.interfaces import StoreError
-from ..i18n import _
+from ..i18n import N_, _
 from ..site import Site, WebContext, checked_form, forbidden, redirect, render
 from .common import signed_in
 
 FIELDS = ("to", "cc", "bcc")
+NOTICES = {"sent": N_("Your message was sent.")}
 
 
 def writing_routes(site: Site, web: WebContext) -> list[Route]:
