@@ -9,7 +9,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 
 from ..i18n import N_, _, gettext
-from ..site import Site, WebContext, error_page, redirect, session_of
+from ..site import (Site, WebContext, checked_form, error_page, forbidden, redirect,
+                    session_of)
 
 FOLDER_NAMES = {"INBOX": N_("Inbox"), "Sent": N_("Sent"), "Drafts": N_("Drafts"),
                 "Junk": N_("Junk"), "Trash": N_("Trash")}
@@ -27,12 +28,25 @@ def webmail_site(notices: dict[str, str]) -> Site:
     return site
 
 
-async def signed_in(web: WebContext, site: Site, request: Request):
-    got = await session_of(web, request)
-    if got is None:
-        nxt = request.url.path + ("?" + request.url.query if request.url.query else "")
-        return None, redirect(site.login_url + "?next=" + quote(nxt, safe=""))
-    return got, None
+def signed(web: WebContext, site: Site, *, post: bool = False):
+    """A page for the signed-in user only: `fn(request, user)`, or for a POST
+    `fn(request, user, form)` once its CSRF token checked out (else 403).
+    Anyone else is sent to sign in and back."""
+    def wrap(fn):
+        async def handler(request: Request):
+            got = await session_of(web, request)
+            if got is None:
+                nxt = request.url.path + ("?" + request.url.query if request.url.query else "")
+                return redirect(site.login_url + "?next=" + quote(nxt, safe=""))
+            s, user = got
+            if not post:
+                return await fn(request, user)
+            form = await checked_form(request, s)
+            if form is None:
+                return forbidden(site, request)
+            return await fn(request, user, form)
+        return handler
+    return wrap
 
 
 def no_message(site: Site, request: Request):

@@ -12,8 +12,8 @@ from starlette.routing import Route
 
 from ...services.mailboxes import MailboxError
 from ..i18n import N_, _
-from ..site import (Site, WebContext, checked_form, forbidden, local_path, redirect, render)
-from .common import signed_in
+from ..site import (Site, WebContext, local_path, redirect, render)
+from .common import signed
 
 TRASH = "Trash"
 PROTECTED = ("INBOX", "Sent", "Drafts", "Junk", "Trash")
@@ -43,14 +43,8 @@ def _with_notice(url: str, key: str, n: str = "") -> str:
 
 
 def organising_routes(site: Site, web: WebContext) -> list[Route]:
-    async def act(request: Request) -> Response:
-        got, away = await signed_in(web, site, request)
-        if away:
-            return away
-        s, user = got
-        form = await checked_form(request, s)
-        if form is None:
-            return forbidden(site, request)
+    @signed(web, site, post=True)
+    async def act(request: Request, user, form) -> Response:
         action = str(form.get("action", ""))
         folder = await web.run(web.store.get_folder, user.id, str(form.get("folder", "")))
         back = local_path(str(form.get("back", "")), site.root)
@@ -79,7 +73,7 @@ def organising_routes(site: Site, web: WebContext) -> list[Route]:
             try:
                 await web.run(lambda: web.mailboxes.move(user.id, folder.id, uids, dest))
             except MailboxError as e:
-                return render(site, request, "error.html", 409, title=_("Not moved"),
+                return render(site, request, "error.html", 200, title=_("Not moved"),
                               text=_mailbox_error(e))
             if action == "delete":
                 return redirect(_with_notice(folder_url if "/message/" in back else back,
@@ -91,23 +85,14 @@ def organising_routes(site: Site, web: WebContext) -> list[Route]:
             return redirect(_with_notice(folder_url, "purged"))
         return redirect(back)
 
-    async def folders_page(request: Request) -> Response:
-        got, away = await signed_in(web, site, request)
-        if away:
-            return away
-        _s, user = got
+    @signed(web, site)
+    async def folders_page(request: Request, user) -> Response:
         folders = await web.run(lambda: web.store.list_folders(user.id, counts=True))
         return render(site, request, "folders.html", folders=folders, current=None,
                       protected=PROTECTED, error=None)
 
-    async def folder_change(request: Request) -> Response:
-        got, away = await signed_in(web, site, request)
-        if away:
-            return away
-        s, user = got
-        form = await checked_form(request, s)
-        if form is None:
-            return forbidden(site, request)
+    @signed(web, site, post=True)
+    async def folder_change(request: Request, user, form) -> Response:
         what = request.path_params["what"]
         name = str(form.get("folder", "")).strip()
         try:
@@ -130,7 +115,7 @@ def organising_routes(site: Site, web: WebContext) -> list[Route]:
                 return redirect(site.root + "folders?done=removed")
         except MailboxError as e:
             folders = await web.run(lambda: web.store.list_folders(user.id, counts=True))
-            return render(site, request, "folders.html", 409, folders=folders, current=None,
+            return render(site, request, "folders.html", 200, folders=folders, current=None,
                           protected=PROTECTED, flashes=[("error", _mailbox_error(e))])
         return redirect(site.root + "folders")
 

@@ -19,7 +19,7 @@ from ...store.interfaces import BlobMissing
 from ..i18n import N_, _
 from ..render import INLINE_IMAGES, part_path, show
 from ..site import Site, WebContext, error_page, render
-from .common import no_folder, no_message, signed_in
+from .common import no_folder, no_message, signed
 
 PAGE = 50
 # The search form's fields and the IMAP SEARCH key each one is.
@@ -52,11 +52,8 @@ async def owned_message(web: WebContext, user, message_id: int):
 
 
 def reading_routes(site: Site, web: WebContext) -> list[Route]:
-    async def folder(request: Request) -> Response:
-        got, away = await signed_in(web, site, request)
-        if away:
-            return away
-        _s, user = got
+    @signed(web, site)
+    async def folder(request: Request, user) -> Response:
         name = request.path_params.get("name", "INBOX")
         folders = await web.run(lambda: web.store.list_folders(user.id, counts=True))
         current = next((f for f in folders if f.name == name), None)
@@ -81,11 +78,8 @@ def reading_routes(site: Site, web: WebContext) -> list[Route]:
                       messages=msgs, page=page, pages=max(1, -(-total // PAGE)), total=total,
                       q=q, field=field, search_fields=SEARCH_FIELDS, query=query)
 
-    async def message(request: Request) -> Response:
-        got, away = await signed_in(web, site, request)
-        if away:
-            return away
-        _s, user = got
+    @signed(web, site)
+    async def message(request: Request, user) -> Response:
         owned = await owned_message(web, user, int(request.path_params["id"]))
         if owned is None:
             return no_message(site, request)
@@ -106,13 +100,10 @@ def reading_routes(site: Site, web: WebContext) -> list[Route]:
         return render(site, request, "message.html", m=m, view=view, folders=folders, current=f,
                       part_url=part_url)
 
-    async def part(request: Request) -> Response:
+    @signed(web, site)
+    async def part(request: Request, user) -> Response:
         """One part, transfer encoding undone: a download (attachment,
         nosniff, its RFC 2231/2047 name kept), or an inline raster image."""
-        got, away = await signed_in(web, site, request)
-        if away:
-            return away
-        _s, user = got
         owned = await owned_message(web, user, int(request.path_params["id"]))
         if owned is None:
             return no_message(site, request)

@@ -13,28 +13,20 @@ from starlette.routing import Route
 from ...mail.address import AddressError, parse_address
 from ...store.interfaces import StoreError
 from ..i18n import N_, _
-from ..site import Site, WebContext, checked_form, forbidden, redirect, render
-from .common import signed_in
+from ..site import Site, WebContext, redirect, render
+from .common import signed
 
 FIELDS = ("to", "cc", "bcc")
 NOTICES = {"sent": N_("Your message was sent.")}
 
 
 def writing_routes(site: Site, web: WebContext) -> list[Route]:
-    async def compose_page(request: Request) -> Response:
-        got, away = await signed_in(web, site, request)
-        if away:
-            return away
+    @signed(web, site)
+    async def compose_page(request: Request, user) -> Response:
         return render(site, request, "compose.html", values={}, errors={})
 
-    async def send(request: Request) -> Response:
-        got, away = await signed_in(web, site, request)
-        if away:
-            return away
-        s, user = got
-        form = await checked_form(request, s)
-        if form is None:
-            return forbidden(site, request)
+    @signed(web, site, post=True)
+    async def send(request: Request, user, form) -> Response:
         values = {k: str(form.get(k, "")) for k in (*FIELDS, "subject", "body")}
         errors: dict[str, str] = {}
         rcpts: list[str] = []
