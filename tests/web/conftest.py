@@ -82,3 +82,10 @@ def imap(web):
     srv = InProcService(web.home, "imap", ("imap",))
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def pop3(web):
+    srv = InProcService(web.home, "pop3", ("pop3",))
+    yield srv
+    srv.stop()
