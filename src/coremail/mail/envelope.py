@@ -14,6 +14,8 @@ import email.utils
 import re
 from datetime import date
 
+from .charsets import codec_for
+
 __all__ = [
     "ENVELOPE_FIELDS",
     "build_envelope",
@@ -279,7 +281,7 @@ def _decode_word(m: re.Match[str]) -> str:
     except ValueError:
         return m.group(0)
     try:
-        return clean_text(data.decode(charset, "replace"))
+        return clean_text(data.decode(codec_for(charset), "replace"))
     except (LookupError, ValueError, TypeError):  # unknown or non-text codec names
         return data.decode("utf-8", "replace")
 
