@@ -38,6 +38,12 @@ IMPACT = {
 }
 
 
+# The supervisor's state names, as a page shows them.
+STATES = {"running": N_("running"), "stopped": N_("stopped"), "starting": N_("starting"),
+          "stopping": N_("stopping"), "backoff": N_("restarting after a crash"),
+          "failed": N_("failed")}
+
+
 @dataclass
 class Problem:
     """One sentence for the banner: what is down and what it means."""
@@ -141,6 +147,7 @@ async def page(console: Console, request: Request, name: str, status: int = 200,
     if "problems" not in values:
         values["problems"] = [] if name == "refused.html" else await console.problems()
     values.setdefault("impact", IMPACT)
+    values.setdefault("states", STATES)
     if error:
         values["flashes"] = [("error", error)]
     return render(console.site, request, name, status, **values)
