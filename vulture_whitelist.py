@@ -44,3 +44,8 @@ _.known_uids, _.vanished   # imapd/values.py (parsed, never read)
 
 # Read by the Jinja templates (web/templates) and set on uvicorn's Server.
 _.to, _.cc, _.blocked_images, _.capture_signals, _.should_exit, _.force_exit
+
+# Read by the webadmin's Jinja templates (dashboard, settings, chart), and
+# Starlette runs a response's `background` task after sending it.
+_.low_space, _.low_inodes, _.warn, _.help, _.received, _.bounced, _.y, _.height
+_.background
