@@ -33,7 +33,7 @@ def served(tmp_path_factory):
     set_values(home.path, {"delivery.relayhost": f"127.0.0.1:{home.remote_port}",
                            "delivery.retry_intervals": '["1h"]',
                            "delivery.connect_timeout": "2s"})
-    home.userutil("add", "plain@example.test", "--password", PW, check=True)
+    home.userutil("add", "plain@example.test", "--password", PW, "--quota", "10K", check=True)
     out = home.coremail("start", timeout=180)
     assert out.returncode == 0, out.stderr + out.stdout
     home.url = f"http://127.0.0.1:{home.ports['http']}"
@@ -124,7 +124,12 @@ def test_users_quota_and_disable(served, page):
     page.goto(served.url + "/webadmin/users?q=nina")
     row = page.locator("table.users tbody tr")
     assert row.count() == 1 and "disabled" in row.inner_text()
+    with smtplib.SMTP("127.0.0.1", served.ports["smtp"], timeout=30) as s:   # a quota bar to see
+        s.sendmail("someone@remote.test", ["plain@example.test"], b"Subject: fill\r\n\r\n"
+                   + b"x" * 70 * 60 + b"\r\n")
     page.goto(served.url + "/webadmin/users")
+    meter = page.locator("table.users tr", has_text="plain@example.test").locator("meter")
+    assert 0.3 < float(meter.get_attribute("value")) / 10240 < 0.6
     shot(page, "webadmin-users")
     assert js_errors(page) == []
 
@@ -143,6 +148,13 @@ def test_settings_page_and_config_get_agree(served, page):
     page.locator("#s-limits").get_by_role("button", name="Save [limits]").click()
     assert "Saved: limits.max_message_size" in page.locator(".notice").inner_text()
     assert served.coremail("config", "get", "limits.max_message_size").stdout.strip() == "20M"
+    deadline, size = time.monotonic() + 5, None      # live in the running SMTP service
+    while time.monotonic() < deadline and size != str(20 << 20):
+        with smtplib.SMTP("127.0.0.1", served.ports["smtp"], timeout=30) as s:
+            s.ehlo("client.test")
+            size = s.esmtp_features.get("size")
+        time.sleep(0.2)
+    assert size == str(20 << 20)
 
     served.coremail("config", "set", "limits.max_message_size", "30M", check=True)
     page.goto(served.url + "/webadmin/settings")

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ...services import health
 from ...services.accounts import Accounts
 from ...services.audit import Audit
 from ...services.queue import QueueAdmin
@@ -106,6 +107,11 @@ class Console:
                                s.get("restarts") or 0))
         return out
 
+    def low_disk(self) -> health.DiskState | None:
+        """The data directory's figures when space or inodes run low, else None."""
+        d = health.disk(self.home / "data")
+        return d if d.low_space or d.low_inodes else None
+
     def record(self, request: Request, action: str, target: str, old: object = "",
                new: object = "") -> None:
         user: User = request.state.user
@@ -148,6 +154,8 @@ async def page(console: Console, request: Request, name: str, status: int = 200,
         values["problems"] = [] if name == "refused.html" else await console.problems()
     values.setdefault("impact", IMPACT)
     values.setdefault("states", STATES)
+    if "low_disk" not in values and name != "refused.html":
+        values["low_disk"] = await console.run(console.low_disk)
     if error:
         values["flashes"] = [("error", error)]
     return render(console.site, request, name, status, **values)
