@@ -244,6 +244,43 @@ def test_restart_web_asks_first_and_the_page_comes_back(served, page):
     assert js_errors(page) == []
 
 
+def test_domains_aliases_and_forwards_are_userutil_data(served, page):
+    sign_in(page, served)
+    page.goto(served.url + "/webadmin/domains")
+    page.get_by_label("New domain").fill("Other.TEST")
+    page.get_by_role("button", name="Add domain").click()
+    assert "The domain other.test was added." in page.locator(".notice").inner_text()
+    assert "other.test" in served.userutil("domain", "list", check=True).stdout
+    served.userutil("add", "olga@other.test", "--password", PW, check=True)
+    page.goto(served.url + "/webadmin/domains")
+    row = page.locator("table.grid-table tr", has_text="other.test")
+    assert "1" in row.locator("td.r").first.inner_text()                  # its user count
+    row.get_by_role("button", name="Delete other.test").click()
+    assert "still has 1 user(s); delete them first" in page.get_by_role("alert").inner_text()
+    page.goto(served.url + "/webadmin/aliases")
+    page.get_by_label("Alias", exact=True).fill("sales@other.test")
+    page.get_by_label("Delivers to").fill("olga@other.test")
+    page.get_by_role("button", name="Add alias").click()
+    assert "sales@other.test" in served.userutil("alias", "list", check=True).stdout
+    page.goto(served.url + "/webadmin/user/olga@other.test")
+    page.get_by_label("Forward to").fill("olga@remote.test")
+    page.get_by_label("Keep a copy here").check()
+    page.get_by_role("button", name="Save forward").click()
+    assert "The auto-forward of olga@other.test was saved." in page.locator(".notice").inner_text()
+    page.goto(served.url + "/webadmin/aliases")
+    assert "olga@remote.test" in page.locator("table.grid-table").nth(1).inner_text()
+    page.goto(served.url + "/webadmin/user/olga@other.test/delete")
+    page.get_by_label("Type the address to confirm").fill("olga@other.test")
+    page.get_by_role("button", name="Delete for good").click()
+    assert "The user olga@other.test and all of their mail were deleted." in \
+        page.locator(".notice").inner_text()
+    assert "olga@other.test" not in served.userutil("list", check=True).stdout
+    page.goto(served.url + "/webadmin/domains")
+    page.get_by_role("button", name="Delete other.test").click()
+    assert "The domain other.test was deleted." in page.locator(".notice").inner_text()
+    assert js_errors(page) == []
+
+
 def test_the_audit_log_lists_each_change(served, page):
     sign_in(page, served)
     page.goto(served.url + "/webadmin/audit")
@@ -252,6 +289,9 @@ def test_the_audit_log_lists_each_change(served, page):
                            ("user.enabled", "nina@example.test"),
                            ("setting.set", "limits.max_message_size"), ("queue.flush", ""),
                            ("service.restart", "pop3"), ("service.stop", "pop3"),
+                           ("domain.add", "other.test"), ("domain.delete", "other.test"),
+                           ("alias.add", "sales@other.test"), ("forward.set", "olga@other.test"),
+                           ("user.delete", "olga@other.test"),
                            ("service.restart", "web")):
         assert action in text and target in text, (action, target)
     assert "admin@example.test" in text and "127.0.0.1" in text
