@@ -295,6 +295,8 @@ def test_the_audit_log_lists_each_change(served, page):
                            ("service.restart", "web")):
         assert action in text and target in text, (action, target)
     assert "admin@example.test" in text and "127.0.0.1" in text
+    shell = [r for r in page.locator("table.audit tbody tr").all_inner_texts() if "(shell)" in r]
+    assert any("setting.set" in r and "20M" in r and "30M" in r for r in shell), shell
     page.get_by_label("Action").select_option("user.")
     page.get_by_label("Text").fill("nina")
     page.get_by_role("button", name="Filter").click()

@@ -2,12 +2,14 @@
 (INTERFACE.md). Thin: the work is in services/ and supervisor/."""
 from __future__ import annotations
 
+import getpass
 
 import click
 
 from ..app import available_services
 from ..config import ConfigError
 from ..services.accounts import AccountError
+from ..services.audit import Audit
 from ..services.home import HomeExists, init_home
 from ..services.queue import QueueAdmin
 from ..services.settings import get_value, set_value
@@ -181,10 +183,30 @@ def config_get(home, key):
 @home_option
 def config_set(home, key, value):
     try:
-        set_value(home, key, value)
+        old = get_value(settings_or_exit(home), key)
+        new = get_value(set_value(home, key, value), key)
     except ConfigError as e:
         fail(str(e), 2)
+    _audit(home, "setting.set", key, old, new)
     click.echo(f"{key} = {value} (running services pick it up within a few seconds)")
+
+
+def _actor() -> str:
+    """Who made a change from the shell, for the audit log."""
+    return f"{getpass.getuser()} (shell)"
+
+
+def _audit(home, action: str, target: str, old: str, new: str) -> None:
+    """The change in the audit log the webadmin shows; a store that cannot
+    be opened does not undo a change already made."""
+    try:
+        _, store = store_or_exit(home)
+    except SystemExit:
+        return
+    try:
+        Audit(store).record(_actor(), "", action, target, old, new)
+    finally:
+        store.close()
 
 
 @cli.group()
@@ -210,6 +232,7 @@ def queue_flush(home):
     """Retry everything queued now."""
     _, store = store_or_exit(home)
     n = QueueAdmin(store).flush()
+    Audit(store).record(_actor(), "", "queue.flush", "(all)", "", f"{n} retried now")
     click.echo(f"{n} message(s) will be retried now")
 
 
@@ -221,6 +244,7 @@ def queue_delete(home, queue_id):
     _, store = store_or_exit(home)
     if not QueueAdmin(store).delete(queue_id):
         fail(f"no queued message {queue_id}")
+    Audit(store).record(_actor(), "", "queue.delete", queue_id, "queued", "")
     click.echo(f"deleted {queue_id}")
 
 
