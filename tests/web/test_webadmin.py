@@ -4,8 +4,10 @@ user who logs in over IMAP, lowers a quota and SMTP refuses with 5.2.2,
 disables the user and IMAP refuses; limits.max_message_size changed on the
 page is what `coremail config get` says, and the other way round; a message
 held for a down remote shows on the queue page and leaves after a flush once
-the remote is up; pop3 restarted from the services page; the audit log lists
-each change. Screenshots of the dashboard, users and settings pages."""
+the remote is up; pop3 (and web itself, after a confirmation) restarted from
+the services page; domains, aliases and forwards are the data userutil sees;
+a POST without its CSRF token changes nothing; the audit log lists each
+change. Screenshots of the dashboard, users and settings pages."""
 from __future__ import annotations
 
 import imaplib
@@ -246,6 +248,13 @@ def test_restart_web_asks_first_and_the_page_comes_back(served, page):
 
 def test_domains_aliases_and_forwards_are_userutil_data(served, page):
     sign_in(page, served)
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "cm_session"]
+    forged = urllib.request.Request(served.url + "/webadmin/domains/add", data=b"domain=forged.test",
+                                    headers={"Cookie": f"cm_session={cookie['value']}"})
+    with pytest.raises(urllib.error.HTTPError) as e:          # no CSRF token: nothing changes
+        urllib.request.urlopen(forged, timeout=10)
+    assert e.value.code == 403
+    assert "forged.test" not in served.userutil("domain", "list", check=True).stdout
     page.goto(served.url + "/webadmin/domains")
     page.get_by_label("New domain").fill("Other.TEST")
     page.get_by_role("button", name="Add domain").click()

@@ -51,7 +51,6 @@ class Problem:
 
     service: str
     state: str
-    since: float | None = None
     error: str = ""
     restarts: int = 0
 
@@ -69,7 +68,6 @@ class Console:
         self.queue = QueueAdmin(self.store)
         self.traffic = Traffic(self.home / "logs")
         self._status: tuple[float, dict | None] = (0.0, None)
-        self._down_since: dict[str, float] = {}
 
     def accounts(self) -> Accounts:
         s = self.ctx.settings
@@ -96,16 +94,8 @@ class Console:
         st = await self.status()
         if st is None:
             return None
-        out = []
-        now = time.time()
-        for s in st.get("services", []):
-            if s["state"] == "running":
-                self._down_since.pop(s["name"], None)
-                continue
-            since = self._down_since.setdefault(s["name"], now)
-            out.append(Problem(s["name"], s["state"], since, s.get("error") or "",
-                               s.get("restarts") or 0))
-        return out
+        return [Problem(s["name"], s["state"], s.get("error") or "", s.get("restarts") or 0)
+                for s in st.get("services", []) if s["state"] != "running"]
 
     def low_disk(self) -> health.DiskState | None:
         """The data directory's figures when space or inodes run low, else None."""
