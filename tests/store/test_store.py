@@ -358,6 +358,20 @@ def test_deliver_and_read_back(store):
     assert store.get_folder(u.id, "INBOX").uidnext == 3
 
 
+def test_page_messages_newest_first(store):
+    u = add_user(store)
+    inbox = store.get_folder(u.id, "INBOX")
+    for i in range(7):
+        put(store, u, b"m%d" % i, meta={"subject": f"s{i}"})
+    store.expunge(inbox.id, [3])
+    page = store.page_messages(inbox.id, limit=3)
+    assert [m.uid for m in page] == [7, 6, 5] and page[0].meta == {"subject": "s6"}
+    assert [m.uid for m in store.page_messages(inbox.id, limit=3, offset=3)] == [4, 2, 1]
+    assert [m.uid for m in store.page_messages(inbox.id, limit=3, before_uid=5)] == [4, 2, 1]
+    assert [m.uid for m in store.page_messages(inbox.id, limit=2, before_uid=5, offset=1)] == [2, 1]
+    assert store.page_messages(inbox.id, limit=3, offset=10) == []
+
+
 def test_deliver_batch_reports_each_result(store):
     u = add_user(store, quota=10)
     a = store.blobs.write(b"12345678")

@@ -29,6 +29,13 @@ class WebServer(InProcService):
         """A message in a mailbox as SMTP would store it (with its summary)."""
         return self.put(address, raw, folder=folder, meta=summarize(raw))
 
+    def mail_many(self, address: str, raws: list[bytes], folder: str = "INBOX"):
+        """Many messages in one group commit (one fsync), in order."""
+        from coremail.store.interfaces import Delivery
+        user = self.store.get_user(address)
+        return self.store.deliver([Delivery(user.id, self.store.blobs.write(r), folder=folder,
+                                            meta=summarize(r)) for r in raws])
+
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
@@ -67,3 +74,18 @@ def shot(page, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def imap(web):
+    """IMAP on the webmail's home: what one client does, the other sees."""
+    srv = InProcService(web.home, "imap", ("imap",))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def pop3(web):
+    srv = InProcService(web.home, "pop3", ("pop3",))
+    yield srv
+    srv.stop()

@@ -13,6 +13,8 @@ import binascii
 import email.utils
 import re
 
+from .charsets import codec_for
+
 __all__ = [
     "ENVELOPE_FIELDS",
     "build_envelope",
@@ -278,7 +280,7 @@ def _decode_word(m: re.Match[str]) -> str:
     except ValueError:
         return m.group(0)
     try:
-        return clean_text(data.decode(charset, "replace"))
+        return clean_text(data.decode(codec_for(charset), "replace"))
     except (LookupError, ValueError, TypeError):  # unknown or non-text codec names
         return data.decode("utf-8", "replace")
 

@@ -14,7 +14,9 @@ from starlette.staticfiles import StaticFiles
 
 from .admin.mount import admin_routes
 from .i18n import LanguageMiddleware, _
-from .mail import webmail_site
+from .mail import organising, writing
+from .mail.common import webmail_site
+from .mail.organising import organising_routes
 from .mail.reading import reading_routes
 from .mail.writing import writing_routes
 from .signin import signin_routes
@@ -23,7 +25,7 @@ from .templating import STATIC
 
 
 def create_app(web: WebContext) -> Starlette:
-    mail = webmail_site()
+    mail = webmail_site({**writing.NOTICES, **organising.NOTICES})
 
     async def root(request: Request) -> Response:
         return RedirectResponse(mail.root, status_code=302)
@@ -37,8 +39,8 @@ def create_app(web: WebContext) -> Starlette:
         return secure_headers(resp)
 
     routes = [Route("/", root), Route("/coremail/lang/{code}", language_switch),
-              *signin_routes(mail, web), *reading_routes(mail, web), *writing_routes(mail, web),
-              *admin_routes(web),
+              *signin_routes(mail, web), *reading_routes(mail, web), *organising_routes(mail, web),
+              *writing_routes(mail, web), *admin_routes(web),
               Mount("/coremail/static", StaticFiles(directory=STATIC), name="static")]
     return Starlette(routes=routes, middleware=[Middleware(LanguageMiddleware),
                                                 Middleware(BaseHTTPMiddleware, dispatch=guard)])

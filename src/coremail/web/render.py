@@ -4,19 +4,15 @@ plain text), and the attachments. Works from the summary made at delivery
 (mail.mime), so nothing is parsed twice."""
 from __future__ import annotations
 
-import codecs
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-
 import nh3
 
+from ..mail.charsets import codec_for
 from ..mail.envelope import decode_words
 from ..mail.mime import attachments, decoded_body
 
-# Charsets that mail says and Python spells differently, or whose superset
-# decodes what real mailers send under the narrower name.
-_CHARSET_ALIASES = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030",
-                    "ks_c_5601-1987": "cp949", "x-sjis": "shift_jis", "big5": "big5hkscs"}
+# Inline images a browser may show from a part (never SVG: it can carry script).
+INLINE_IMAGES = frozenset({"image/png", "image/gif", "image/jpeg", "image/webp", "image/bmp"})
 
 _TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "div", "dl", "dt",
          "em", "font", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "li", "ol",
@@ -29,13 +25,7 @@ _ATTRS = {"a": {"href", "title"}, "img": {"src", "alt", "title", "width", "heigh
 
 
 def decode_text(data: bytes, charset: str | None) -> str:
-    name = (charset or "utf-8").strip().strip('"').lower()
-    name = _CHARSET_ALIASES.get(name, name)
-    try:
-        codecs.lookup(name)
-    except LookupError:
-        name = "utf-8"
-    return data.decode(name, "replace")
+    return data.decode(codec_for(charset), "replace")
 
 
 @dataclass
@@ -44,7 +34,7 @@ class Shown:
     sender: str
     to: str
     cc: str
-    date: str
+    date: int | None
     text: str | None = None          # the plain-text body, or
     html: str | None = None          # the sanitised HTML body
     blocked_images: int = 0
@@ -83,38 +73,66 @@ def _charset(node: dict) -> str | None:
     return None
 
 
-def show(raw: bytes, summary: dict, *, load_images: bool = False) -> Shown:
+def _content_ids(node: dict, path: tuple[int, ...] = ()) -> dict[str, tuple[str, str]]:
+    """Content-ID (without <>) -> (part path, media type) of every leaf part."""
+    out: dict[str, tuple[str, str]] = {}
+    if node.get("parts"):
+        for i, child in enumerate(node["parts"], 1):
+            out.update(_content_ids(child, path + (i,)))
+    elif node.get("id"):
+        cid = node["id"].strip().strip("<>").strip()
+        out.setdefault(cid, (".".join(map(str, path)) or "1", f"{node['type']}/{node['subtype']}"))
+    return out
+
+
+def part_path(summary: dict, part: str) -> tuple[int, ...]:
+    """"1.2" -> (1, 2); a single-part message's body is part "1" (RFC 3501)."""
+    path = tuple(int(x) for x in part.split("."))
+    return () if path == (1,) and not summary["body"].get("parts") else path
+
+
+def show(raw: bytes, summary: dict, *, load_images: bool = False, part_url: str = "") -> Shown:
+    """part_url: the URL prefix a part path is appended to (cid: images)."""
     env = summary.get("envelope") or {}
     date = summary.get("date_epoch")
     shown = Shown(subject=summary.get("subject") or "", sender=_addresses(env, "from"),
                   to=_addresses(env, "to"), cc=_addresses(env, "cc"),
-                  date=datetime.fromtimestamp(date, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-                  if date else "")
+                  date=date)
     root = summary["body"]
     html = _first(root, "html")
     plain = _first(root, "plain")
     if html is not None:
         path, node = html
         body = decoded_body(raw, summary, path) or b""
+        cids = {cid: part_url + p for cid, (p, t) in _content_ids(root).items()
+                if t in INLINE_IMAGES}
         shown.html, shown.blocked_images = sanitise(decode_text(body, _charset(node)),
-                                                    load_images=load_images)
+                                                    load_images=load_images, cids=cids)
+        used = {u for u in cids.values() if u in shown.html}
     elif plain is not None:
         path, node = plain
         shown.text = decode_text(decoded_body(raw, summary, path) or b"", _charset(node))
-    shown.attachments = [a for a in attachments(summary) if a.get("filename")
-                         or not a["type"].startswith("text/")]
+    if html is None:
+        used = set()
+    shown.attachments = [dict(a, size=len(decoded_body(raw, summary, part_path(summary, a["part"])) or b"")) for a in attachments(summary)
+                         if (a.get("filename") or not a["type"].startswith("text/"))
+                         and part_url + a["part"] not in used]
     return shown
 
 
-def sanitise(html: str, *, load_images: bool = False) -> tuple[str, int]:
+def sanitise(html: str, *, load_images: bool = False,
+             cids: dict[str, str] | None = None) -> tuple[str, int]:
     """Mail HTML made safe to show: no scripts, handlers, styles, forms,
     frames, <base> or <meta>; links only http(s)/mailto; images only from
-    the web (and only when asked for), never data: or javascript:."""
+    the message's own parts (cid:) or the web (and then only when asked
+    for), never data: or javascript:."""
     blocked = 0
 
     def attribute(tag: str, attr: str, value: str) -> str | None:
         nonlocal blocked
         if tag == "img" and attr == "src":
+            if value.lower().startswith("cid:"):
+                return (cids or {}).get(value[4:].strip().strip("<>"))
             if not value.lower().startswith(("http://", "https://")):
                 return None
             if not load_images:
@@ -122,6 +140,6 @@ def sanitise(html: str, *, load_images: bool = False) -> tuple[str, int]:
                 return None
         return value
     clean = nh3.clean(html, tags=_TAGS, attributes=_ATTRS,
-                      url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer",
+                      url_schemes={"http", "https", "mailto", "cid"}, link_rel="noopener noreferrer",
                       attribute_filter=attribute, strip_comments=True)
     return clean, blocked

@@ -127,6 +127,14 @@ class MemoryMessages:
         with self._lock:
             return [m.record(with_meta) for m in self._in_folder(folder_id) if m.uid > since_uid]
 
+    def page_messages(self, folder_id: int, *, limit: int, offset: int = 0,
+                      before_uid: int | None = None) -> list[Message]:
+        with self._lock:
+            msgs = [m for m in reversed(self._in_folder(folder_id))
+                    if before_uid is None or m.uid < before_uid]
+            start = max(0, offset)
+            return [m.record() for m in msgs[start:start + max(0, limit)]]
+
     def message_index(self, folder_id: int, *, changed_since: int = 0) -> list[tuple]:
         """(uid, flags text, modseq, size, internaldate, blob_id) per message in
         uid order: what IMAP keeps of a selected folder. changed_since: only

@@ -149,6 +149,18 @@ class MessageStore:
         with self._read() as c:
             return [self._message(r, with_meta) for r in c.execute(q)]
 
+    def page_messages(self, folder_id: int, *, limit: int, offset: int = 0,
+                      before_uid: int | None = None) -> list[Message]:
+        """Newest first along the (folder_id, uid) unique index: a page of a
+        100,000-message folder reads its rows only (plus the skipped keys)."""
+        m = t.messages
+        q = select(*self._msg_cols, m.c.meta).where(m.c.folder_id == folder_id)
+        if before_uid is not None:
+            q = q.where(m.c.uid < before_uid)
+        q = q.order_by(m.c.uid.desc()).limit(max(0, limit)).offset(max(0, offset))
+        with self._read() as c:
+            return [self._message(r, True) for r in c.execute(q)]
+
     def message_index(self, folder_id: int, *, changed_since: int = 0) -> list[tuple]:
         """(uid, flags text, modseq, size, internaldate, blob_id) per message in
         uid order, no meta: what IMAP keeps of a selected folder (100,000 rows
