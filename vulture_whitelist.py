@@ -49,3 +49,7 @@ _.to, _.cc, _.blocked_images, _.capture_signals, _.should_exit, _.force_exit
 _.for_user
 # Called by html.parser.HTMLParser (mail/text.py); the rule actions table (pipeline/rulebook.py).
 _.handle_startendtag, _.handle_endtag, _.handle_data, _.ACTIONS
+# Read by the webadmin's Jinja templates (dashboard, settings, chart), and
+# Starlette runs a response's `background` task after sending it.
+_.low_space, _.low_inodes, _.warn, _.help, _.received, _.bounced, _.y, _.height
+_.background

@@ -4,8 +4,10 @@ user who logs in over IMAP, lowers a quota and SMTP refuses with 5.2.2,
 disables the user and IMAP refuses; limits.max_message_size changed on the
 page is what `coremail config get` says, and the other way round; a message
 held for a down remote shows on the queue page and leaves after a flush once
-the remote is up; pop3 restarted from the services page; the audit log lists
-each change. Screenshots of the dashboard, users and settings pages."""
+the remote is up; pop3 (and web itself, after a confirmation) restarted from
+the services page; domains, aliases and forwards are the data userutil sees;
+a POST without its CSRF token changes nothing; the audit log lists each
+change. Screenshots of the dashboard, users and settings pages."""
 from __future__ import annotations
 
 import imaplib
@@ -33,7 +35,7 @@ def served(tmp_path_factory):
     set_values(home.path, {"delivery.relayhost": f"127.0.0.1:{home.remote_port}",
                            "delivery.retry_intervals": '["1h"]',
                            "delivery.connect_timeout": "2s"})
-    home.userutil("add", "plain@example.test", "--password", PW, check=True)
+    home.userutil("add", "plain@example.test", "--password", PW, "--quota", "10K", check=True)
     out = home.coremail("start", timeout=180)
     assert out.returncode == 0, out.stderr + out.stdout
     home.url = f"http://127.0.0.1:{home.ports['http']}"
@@ -124,7 +126,12 @@ def test_users_quota_and_disable(served, page):
     page.goto(served.url + "/webadmin/users?q=nina")
     row = page.locator("table.users tbody tr")
     assert row.count() == 1 and "disabled" in row.inner_text()
+    with smtplib.SMTP("127.0.0.1", served.ports["smtp"], timeout=30) as s:   # a quota bar to see
+        s.sendmail("someone@remote.test", ["plain@example.test"], b"Subject: fill\r\n\r\n"
+                   + b"x" * 70 * 60 + b"\r\n")
     page.goto(served.url + "/webadmin/users")
+    meter = page.locator("table.users tr", has_text="plain@example.test").locator("meter")
+    assert 0.3 < float(meter.get_attribute("value")) / 10240 < 0.6
     shot(page, "webadmin-users")
     assert js_errors(page) == []
 
@@ -143,6 +150,13 @@ def test_settings_page_and_config_get_agree(served, page):
     page.locator("#s-limits").get_by_role("button", name="Save [limits]").click()
     assert "Saved: limits.max_message_size" in page.locator(".notice").inner_text()
     assert served.coremail("config", "get", "limits.max_message_size").stdout.strip() == "20M"
+    deadline, size = time.monotonic() + 5, None      # live in the running SMTP service
+    while time.monotonic() < deadline and size != str(20 << 20):
+        with smtplib.SMTP("127.0.0.1", served.ports["smtp"], timeout=30) as s:
+            s.ehlo("client.test")
+            size = s.esmtp_features.get("size")
+        time.sleep(0.2)
+    assert size == str(20 << 20)
 
     served.coremail("config", "set", "limits.max_message_size", "30M", check=True)
     page.goto(served.url + "/webadmin/settings")
@@ -232,6 +246,50 @@ def test_restart_web_asks_first_and_the_page_comes_back(served, page):
     assert js_errors(page) == []
 
 
+def test_domains_aliases_and_forwards_are_userutil_data(served, page):
+    sign_in(page, served)
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "cm_session"]
+    forged = urllib.request.Request(served.url + "/webadmin/domains/add", data=b"domain=forged.test",
+                                    headers={"Cookie": f"cm_session={cookie['value']}"})
+    with pytest.raises(urllib.error.HTTPError) as e:          # no CSRF token: nothing changes
+        urllib.request.urlopen(forged, timeout=10)
+    assert e.value.code == 403
+    assert "forged.test" not in served.userutil("domain", "list", check=True).stdout
+    page.goto(served.url + "/webadmin/domains")
+    page.get_by_label("New domain").fill("Other.TEST")
+    page.get_by_role("button", name="Add domain").click()
+    assert "The domain other.test was added." in page.locator(".notice").inner_text()
+    assert "other.test" in served.userutil("domain", "list", check=True).stdout
+    served.userutil("add", "olga@other.test", "--password", PW, check=True)
+    page.goto(served.url + "/webadmin/domains")
+    row = page.locator("table.grid-table tr", has_text="other.test")
+    assert "1" in row.locator("td.r").first.inner_text()                  # its user count
+    row.get_by_role("button", name="Delete other.test").click()
+    assert "still has 1 user(s); delete them first" in page.get_by_role("alert").inner_text()
+    page.goto(served.url + "/webadmin/aliases")
+    page.get_by_label("Alias", exact=True).fill("sales@other.test")
+    page.get_by_label("Delivers to").fill("olga@other.test")
+    page.get_by_role("button", name="Add alias").click()
+    assert "sales@other.test" in served.userutil("alias", "list", check=True).stdout
+    page.goto(served.url + "/webadmin/user/olga@other.test")
+    page.get_by_label("Forward to").fill("olga@remote.test")
+    page.get_by_label("Keep a copy here").check()
+    page.get_by_role("button", name="Save forward").click()
+    assert "The auto-forward of olga@other.test was saved." in page.locator(".notice").inner_text()
+    page.goto(served.url + "/webadmin/aliases")
+    assert "olga@remote.test" in page.locator("table.grid-table").nth(1).inner_text()
+    page.goto(served.url + "/webadmin/user/olga@other.test/delete")
+    page.get_by_label("Type the address to confirm").fill("olga@other.test")
+    page.get_by_role("button", name="Delete for good").click()
+    assert "The user olga@other.test and all of their mail were deleted." in \
+        page.locator(".notice").inner_text()
+    assert "olga@other.test" not in served.userutil("list", check=True).stdout
+    page.goto(served.url + "/webadmin/domains")
+    page.get_by_role("button", name="Delete other.test").click()
+    assert "The domain other.test was deleted." in page.locator(".notice").inner_text()
+    assert js_errors(page) == []
+
+
 def test_the_audit_log_lists_each_change(served, page):
     sign_in(page, served)
     page.goto(served.url + "/webadmin/audit")
@@ -240,9 +298,14 @@ def test_the_audit_log_lists_each_change(served, page):
                            ("user.enabled", "nina@example.test"),
                            ("setting.set", "limits.max_message_size"), ("queue.flush", ""),
                            ("service.restart", "pop3"), ("service.stop", "pop3"),
+                           ("domain.add", "other.test"), ("domain.delete", "other.test"),
+                           ("alias.add", "sales@other.test"), ("forward.set", "olga@other.test"),
+                           ("user.delete", "olga@other.test"),
                            ("service.restart", "web")):
         assert action in text and target in text, (action, target)
     assert "admin@example.test" in text and "127.0.0.1" in text
+    shell = [r for r in page.locator("table.audit tbody tr").all_inner_texts() if "(shell)" in r]
+    assert any("setting.set" in r and "20M" in r and "30M" in r for r in shell), shell
     page.get_by_label("Action").select_option("user.")
     page.get_by_label("Text").fill("nina")
     page.get_by_role("button", name="Filter").click()

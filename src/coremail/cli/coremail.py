@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-
 from pathlib import Path
 
 import click
@@ -13,6 +12,7 @@ from ..config import ConfigError
 from ..mail.dkimkeys import DkimKeyError, create_keys, remove_key
 from ..services import dnsrecords
 from ..services.accounts import AccountError, Accounts
+from ..services.audit import Audit
 from ..services.home import HomeExists, init_home
 from ..services.queue import QueueAdmin
 from ..services.settings import get_value, set_value
@@ -210,10 +210,30 @@ def config_get(home, key):
 @home_option
 def config_set(home, key, value):
     try:
-        set_value(home, key, value)
+        old = get_value(settings_or_exit(home), key)
+        new = get_value(set_value(home, key, value), key)
     except ConfigError as e:
         fail(str(e), 2)
+    _audit(home, "setting.set", key, old, new)
     click.echo(f"{key} = {value} (running services pick it up within a few seconds)")
+
+
+def _actor() -> str:
+    """Who made a change from the shell, for the audit log."""
+    return f"{getpass.getuser()} (shell)"
+
+
+def _audit(home, action: str, target: str, old: str, new: str) -> None:
+    """The change in the audit log the webadmin shows; a store that cannot
+    be opened does not undo a change already made."""
+    try:
+        _, store = store_or_exit(home)
+    except SystemExit:
+        return
+    try:
+        Audit(store).record(_actor(), "", action, target, old, new)
+    finally:
+        store.close()
 
 
 @cli.group()
@@ -239,6 +259,7 @@ def queue_flush(home):
     """Retry everything queued now."""
     _, store = store_or_exit(home)
     n = QueueAdmin(store).flush()
+    Audit(store).record(_actor(), "", "queue.flush", "(all)", "", f"{n} retried now")
     click.echo(f"{n} message(s) will be retried now")
 
 
@@ -250,6 +271,7 @@ def queue_delete(home, queue_id):
     _, store = store_or_exit(home)
     if not QueueAdmin(store).delete(queue_id, by=f"{getpass.getuser()} with `coremail queue delete`"):
         fail(f"no queued message {queue_id}")
+    Audit(store).record(_actor(), "", "queue.delete", queue_id, "queued", "")
     click.echo(f"deleted {queue_id}")
 
 

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ...services import health
 from ...services.accounts import Accounts
 from ...services.audit import Audit
 from ...services.queue import QueueAdmin
@@ -38,13 +39,18 @@ IMPACT = {
 }
 
 
+# The supervisor's state names, as a page shows them.
+STATES = {"running": N_("running"), "stopped": N_("stopped"), "starting": N_("starting"),
+          "stopping": N_("stopping"), "backoff": N_("restarting after a crash"),
+          "failed": N_("failed")}
+
+
 @dataclass
 class Problem:
     """One sentence for the banner: what is down and what it means."""
 
     service: str
     state: str
-    since: float | None = None
     error: str = ""
     restarts: int = 0
 
@@ -62,7 +68,6 @@ class Console:
         self.queue = QueueAdmin(self.store)
         self.traffic = Traffic(self.home / "logs")
         self._status: tuple[float, dict | None] = (0.0, None)
-        self._down_since: dict[str, float] = {}
 
     def accounts(self) -> Accounts:
         s = self.ctx.settings
@@ -89,16 +94,13 @@ class Console:
         st = await self.status()
         if st is None:
             return None
-        out = []
-        now = time.time()
-        for s in st.get("services", []):
-            if s["state"] == "running":
-                self._down_since.pop(s["name"], None)
-                continue
-            since = self._down_since.setdefault(s["name"], now)
-            out.append(Problem(s["name"], s["state"], since, s.get("error") or "",
-                               s.get("restarts") or 0))
-        return out
+        return [Problem(s["name"], s["state"], s.get("error") or "", s.get("restarts") or 0)
+                for s in st.get("services", []) if s["state"] != "running"]
+
+    def low_disk(self) -> health.DiskState | None:
+        """The data directory's figures when space or inodes run low, else None."""
+        d = health.disk(self.home / "data")
+        return d if d.low_space or d.low_inodes else None
 
     def record(self, request: Request, action: str, target: str, old: object = "",
                new: object = "") -> None:
@@ -141,6 +143,9 @@ async def page(console: Console, request: Request, name: str, status: int = 200,
     if "problems" not in values:
         values["problems"] = [] if name == "refused.html" else await console.problems()
     values.setdefault("impact", IMPACT)
+    values.setdefault("states", STATES)
+    if "low_disk" not in values and name != "refused.html":
+        values["low_disk"] = await console.run(console.low_disk)
     if error:
         values["flashes"] = [("error", error)]
     return render(console.site, request, name, status, **values)
