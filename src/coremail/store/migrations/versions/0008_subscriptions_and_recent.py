@@ -9,14 +9,14 @@ as \\Recent; a session SELECTing the folder claims the UIDs above it
 recent).
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0007
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0008'
-down_revision = '0004'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

@@ -5,14 +5,14 @@ checks, delivered, queued, each delivery attempt, bounced, deleted);
 `trace_keys` the queue id, Message-ID and addresses each one is found by.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
