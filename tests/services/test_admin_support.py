@@ -33,6 +33,8 @@ def test_the_form_has_every_key_with_help_and_what_is_allowed(home):
     assert keys["log.level"].choices == ("debug", "info", "warning", "error")
     assert keys["delivery.retry_intervals"].value.splitlines()[0] == "5m"
     assert keys["listen.smtp"].restart and not keys["limits.max_recipients"].restart
+    # Each key's help is its comment in the file `coremail init` writes.
+    assert [k for k, v in keys.items() if not v.help] == []
 
 
 def test_saving_is_config_set_all_or_nothing(home):

@@ -38,10 +38,10 @@ address = "0.0.0.0"       # 127.0.0.1 to serve this machine only
 smtp = {smtp}             # MX: mail from the world for local domains
 submission = {submission} # STARTTLS, then AUTH: mail programs send here
 smtps = {smtps}           # implicit TLS submission
-pop3 = {pop3}
-pop3s = {pop3s}
-imap = {imap}
-imaps = {imaps}
+pop3 = {pop3}             # POP3 with STLS
+pop3s = {pop3s}           # POP3 over implicit TLS
+imap = {imap}             # IMAP with STARTTLS
+imaps = {imaps}           # IMAP over implicit TLS
 http = {http}             # webmail at /coremail/, webadmin at /webadmin/
 
 [delivery]
@@ -50,24 +50,28 @@ nameservers = []          # e.g. ["127.0.0.1:5353"]; empty: the system resolver
 smtp_port = 25            # the port outbound delivery connects to on an MX host
 retry_intervals = ["5m", "10m", "30m", "1h", "2h", "4h"]  # then every last interval
 max_queue_time = "5d"     # then the sender gets a bounce
+# concurrency = 100            # outbound connections at once, all deliveragent workers together
+# per_domain_concurrency = 10  # of them to one destination domain
+# connect_timeout = "30s"      # to connect to a remote server
+# command_timeout = "5m"       # for each reply of a remote server
 
 [limits]
 max_message_size = "50M"  # 552 5.3.4 above it
 max_recipients = 100      # per message; 452 4.5.3 past it
 default_quota = "1G"      # for users added without --quota
 # max_line_length = 4096      # longest command line accepted
-# max_header_size = "1M"
+# max_header_size = "1M"     # the header section of a message
 # max_unknown_commands = 10   # then the connection is closed
 # max_unknown_recipients = 5  # per SMTP session: from the 3rd on each 550 5.1.1 waits longer
 #                             # (1 s, 2 s, 4 s...), past it 421, counted like a failed login
-# max_connections_per_ip = 50
+# max_connections_per_ip = 50  # at once from one client address, every protocol
 # listen_backlog = 1024       # connections waiting to be accepted, every listener
 # auth_failures = 5           # failed logins per client IP (every protocol) within auth_window,
 # auth_window = "10m"         # then logins from that IP are refused for a while
 # auth_queue = 16             # password checks waiting per process (2 run at once); beyond: a
 #                             # temporary refusal (SMTP 454, POP3 -ERR [SYS/TEMP], IMAP NO)
-# idle_timeout = "5m"
-# data_timeout = "10m"
+# idle_timeout = "5m"        # an SMTP client that sends nothing this long is disconnected
+# data_timeout = "10m"       # longest an SMTP DATA transfer may take
 
 [policy]
 allow_sender_mismatch = false  # may an authenticated user send as another address? 553 5.7.1 if not
@@ -77,13 +81,13 @@ allow_plaintext_auth = false   # POP3/IMAP password logins without TLS from othe
 # Every message SMTP takes passes the checks in this order: allow/block lists
 # (`coremail filter`), DNSBL, SPF/DKIM/DMARC, rules, the fingerprint counter,
 # the trainable score, the virus scan. Their scores are summed.
-enabled = true
+enabled = true            # false: no anti-spam checks at all (the virus scan still runs)
 junk_score = 6.0          # at or above: delivered to the recipient's Junk folder
 reject_score = 15.0       # at or above: refused at the end of DATA (550 5.7.1)
 dnsbl = []                # DNSBL zones for the client IP, e.g. ["zen.spamhaus.org"]
 dnsbl_action = "reject"   # "reject" (554 5.7.1 naming the zone) or "score"
 fingerprint_threshold = 50  # more similar messages than this inside the window: refused (0: off)
-fingerprint_window = "1h"
+fingerprint_window = "1h" # how long similar messages are counted
 fingerprint_internal = true # count authenticated senders' mail too (a hijacked account)
 bayes = true              # the trainable score
 
@@ -102,6 +106,7 @@ attachments = "reject"    # dangerous attachments: "reject" (554 5.7.1), "score"
 # max_depth = 3           # archives inside archives looked into
 # max_ratio = 100         # an archive member expanding more than this: an archive bomb
 # max_expanded = "100M"   # unpacked bytes per message, then: an archive bomb
+
 [authentication]
 dkim_sign = true          # outbound mail from local domains is DKIM-signed (keys in conf/dkim/;
                           # `coremail dns DOMAIN` prints the records to publish)
@@ -114,16 +119,17 @@ srs = true                # forwards to remote addresses get an SRS0 envelope se
 
 [workers]
 # worker processes per service (they share the ports)
-smtp = 2
-pop3 = 2
-imap = 2
+smtp = 2                  # processes serving SMTP
+pop3 = 2                  # processes serving POP3
+imap = 2                  # processes serving IMAP
+# web = 1                 # processes serving the webmail and the webadmin
 deliveragent = 2          # outbound delivery; the concurrency limits are shared among them
 
 [storage]
 database = ""             # SQLAlchemy URL; empty: SQLite in DIR/data/coremail.db
 
 [log]
-level = "info"
+level = "info"            # debug, info, warning or error
 
 [trace]
 enabled = true            # record what happens to each message, for `coremail trace`

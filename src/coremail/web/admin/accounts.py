@@ -77,8 +77,7 @@ def routes(c: Console) -> list[Route]:
             found, total = await c.run(lambda: accounts.find_users(
                 q, domain or None, page=pg, per_page=PER_PAGE))
         except AccountError as e:
-            found, total, q = [], 0, q
-            return await page(c, request, "users.html", 400, users=found, total=total,
+            return await page(c, request, "users.html", 400, users=[], total=0,
                               q=q, domain=domain, page=pg, pages=1, error=str(e),
                               domains=await c.run(accounts.list_domains))
         return await page(c, request, "users.html", users=found, total=total, q=q,
@@ -100,8 +99,6 @@ def routes(c: Console) -> list[Route]:
         if (form := await form_of(request)) is None:
             return await forbidden(c, request)
         address = form.get("address", "").strip()
-        if "@" not in address and form.get("domain"):
-            address = f"{address}@{form['domain']}"
         if form.get("password", "") != form.get("password2", ""):
             return await user_new(request, form, _("The two passwords differ."), 400)
         quota = form.get("quota", "").strip() or None
