@@ -40,6 +40,15 @@ def _disk_full(e: DBAPIError) -> bool:
             or PG_DISK_FULL in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None)))
 
 
+def _durable_again(conn: Connection) -> None:
+    """Back to fsync on commit before the connection serves mail again; a
+    connection that cannot be set back is dropped from the pool."""
+    try:
+        conn.connection.dbapi_connection.execute("PRAGMA synchronous=FULL")
+    except Exception:  # noqa: BLE001
+        conn.invalidate()
+
+
 class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, TraceStore,
                AdminStore):
     def __init__(self, url: str, blob_root: Path):
@@ -61,12 +70,22 @@ class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, Tra
         self.engine.dispose()
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, *, durable: bool = True) -> Iterator[Connection]:
+        """A write transaction. ``durable=False`` (the message trace) lets an
+        SQLite commit skip its fsync, so it holds the write lock for less
+        time; the next durable commit syncs those pages too."""
         try:
             with self._write_lock, self.engine.connect() as conn:
-                conn.execution_options(immediate=True)
-                with conn.begin():
-                    yield conn
+                lazy = not durable and conn.dialect.name == "sqlite"
+                if lazy:
+                    conn.connection.dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    conn.execution_options(immediate=True)
+                    with conn.begin():
+                        yield conn
+                finally:
+                    if lazy:
+                        _durable_again(conn)
         except DBAPIError as e:
             # The database could not grow (SQLite's WAL or file, PostgreSQL's
             # tablespace): the transaction is rolled back, and callers must

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from typing import Sequence
+from typing import Callable, Sequence
 
 from sqlalchemy import delete, insert, select
 
@@ -25,8 +25,8 @@ _SEQ = itertools.count(1)
 
 class TraceStore:
     # Provided by SqlStore.
-    _write: object
-    _read: object
+    _write: Callable
+    _read: Callable
     _trace_keyed: set[tuple[str, str]]
 
     def trace_add(self, events: Sequence[TraceEvent]) -> None:
@@ -46,7 +46,7 @@ class TraceStore:
                     keys.append(dict(key=k, qid=e.qid[:48], at=e.at))
         if len(keyed) > _KEYED_MAX:
             keyed.clear()    # only a cache: at worst a key row is written twice
-        with self._write() as c:
+        with self._write(durable=False) as c:   # the trace may lose a moment, never mail
             if rows:
                 c.execute(insert(t.trace_events), rows)
             if keys:
