@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, GetCoreSchemaHandler, ValidationError
 from pydantic_core import core_schema
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -173,6 +173,14 @@ class AntivirusSection(Section):
     max_depth: int = Field(3, ge=0, le=20)            # archives inside archives
     max_ratio: int = Field(100, ge=2, le=100000)      # expanded / compressed, per member
     max_expanded: Size = Size("100M")                 # unpacked bytes per message
+
+    @field_validator("clamd")
+    @classmethod
+    def _clamd_address(cls, v: str) -> str:
+        v = v.strip()
+        if v and not (v.startswith(("unix:/", "/")) or re.fullmatch(r"\[?[\w.:-]*\]?:\d+", v)):
+            raise ValueError(f"{v!r} is not a clamd address: use unix:/path/to/socket or HOST:PORT")
+        return v
 
 
 class WorkersSection(Section):
