@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, GetCoreSchemaHandler, ValidationError
 from pydantic_core import core_schema
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -184,6 +184,14 @@ class AuthenticationSection(Section):
     dkim_verify: bool = True   # inbound: every DKIM signature verified
     dmarc: bool = True         # inbound: the From domain's DMARC policy applied
     srs: bool = True           # forwards to remote addresses get an SRS0 envelope sender
+
+    @field_validator("clamd")
+    @classmethod
+    def _clamd_address(cls, v: str) -> str:
+        v = v.strip()
+        if v and not (v.startswith(("unix:/", "/")) or re.fullmatch(r"\[?[\w.:-]*\]?:\d+", v)):
+            raise ValueError(f"{v!r} is not a clamd address: use unix:/path/to/socket or HOST:PORT")
+        return v
 
 
 class WorkersSection(Section):

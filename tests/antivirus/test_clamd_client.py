@@ -59,3 +59,11 @@ def test_words_for_a_missing_clamd(tmp_path):
     with pytest.raises(ValueError):
         parse_address("clamd")
     assert parse_address("[::1]:3310") == ("tcp", ("::1", 3310))
+
+
+def test_a_bad_clamd_address_names_the_key():
+    from coremail.config import ConfigError, build_settings
+    with pytest.raises(ConfigError, match="antivirus.clamd: 'clamd' is not a clamd address"):
+        build_settings({"antivirus": {"clamd": "clamd"}})
+    with pytest.raises(ConfigError, match="antivirus.on_error"):
+        build_settings({"antivirus": {"on_error": "ignore"}})

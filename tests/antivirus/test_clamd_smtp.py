@@ -30,6 +30,7 @@ def test_a_virus_is_refused_naming_it_and_nothing_is_delivered(av, attachment):
     assert len(av.inbox(RCPT)) == before
     line = [ln for ln in av.log_lines("smtp.message") if ln.get("result") == "554/5.7.1"][-1]
     assert line["qid"] and SIGNATURE in line["reason"] and "VIRUS_FOUND" in line["checks"]
+    assert line["virus"].startswith(f"Infected ({SIGNATURE}")
 
 
 def test_clean_mail_is_delivered_marked_clean_over_tcp_too(av, clamd):
@@ -38,6 +39,7 @@ def test_clean_mail_is_delivered_marked_clean_over_tcp_too(av, clamd):
         code, text = send(av, mail(("report.zip", zipped(("report.txt", b"numbers " * 500)))))
         assert code == 250, text
         assert b"X-Virus-Status: Clean\r\n" in av.inbox(RCPT)[-1]
+        assert av.log_lines("smtp.message")[-1]["virus"] == "Clean"
 
 
 @pytest.mark.parametrize("policy", ["tempfail", "accept", "reject"])

@@ -41,6 +41,13 @@ class SessionState:
     trace: list = field(default_factory=list)  # refused RCPTs for the trace (smtpd.tracing)
 
 
+def _virus_status(decision: Decision | None) -> str | None:
+    """The virus scan's outcome (Clean, Infected (NAME), Unchecked (why)) for the log."""
+    if decision is None:
+        return None
+    return next((v for k, v in decision.headers if k == "X-Virus-Status"), None)
+
+
 class SmtpHandler:
     def __init__(self, *, store: Any, settings: Callable[[], Settings], log: Log,
                  tls: Any, ingest: Ingest, tracker: Any, auth: Authenticator,
@@ -235,7 +242,8 @@ class SmtpHandler:
                     score=decision.score if decision and decision.required else None,
                     spam=("allow" if decision.allowed else "yes" if decision.spam else "no")
                     if decision and decision.required else None,
-                    checks=decision.explain() or None if decision else None, ms=ms)
+                    checks=decision.explain() or None if decision else None,
+                    virus=_virus_status(decision), ms=ms)
 
     def on_close(self, session: Session, reason: str) -> None:
         st: SessionState | None = session.state

@@ -62,7 +62,7 @@ class Budget:
 def inspect_file(name: str, data: bytes, where: str, budget: Budget, depth: int,
                  out: list[Finding]) -> None:
     """Findings for one file (an attachment or an archive member)."""
-    what = kinds.by_name(name) or kinds.by_content(data[:HEAD], len(data), data[-512:])
+    what = kinds.by_name(name) or kinds.by_content(data[:HEAD], data[-512:], name)
     if what:
         out.append(Finding("dangerous", where, what))
         return

@@ -27,9 +27,10 @@ def by_name(filename: str) -> str | None:
     return DANGEROUS_NAMES.get(name.rsplit(".", 1)[1])
 
 
-def by_content(head: bytes, size: int = 0, tail: bytes = b"") -> str | None:
+def by_content(head: bytes, tail: bytes = b"", name: str = "") -> str | None:
     """What the first bytes (at least 64 KiB where there are) say a file is,
-    when that is dangerous; `tail` is the last 512 bytes (VHD, DMG)."""
+    when that is dangerous; `tail` is the last 512 bytes (VHD, DMG). A "#!"
+    script counts only without an extension (a mailed notes.txt is text)."""
     if head[:2] == b"MZ":
         return "a Windows program"
     if head[:4] == b"\x7fELF":
@@ -39,7 +40,7 @@ def by_content(head: bytes, size: int = 0, tail: bytes = b"") -> str | None:
         return "a macOS program"
     if head[:20] == b"L\x00\x00\x00\x01\x14\x02\x00\x00\x00\x00\x00\xc0\x00\x00\x00\x00\x00\x00F":
         return "a shortcut"
-    if head[:2] == b"#!":
+    if head[:2] == b"#!" and "." not in name.rsplit("/", 1)[-1]:
         return "a script"
     if head[:8] == b"conectix" or tail[:8] == b"conectix" or head[:8] == b"vhdxfile":
         return "a disk image"
