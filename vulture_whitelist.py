@@ -44,3 +44,7 @@ _.known_uids, _.vanished   # imapd/values.py (parsed, never read)
 
 # Read by the Jinja templates (web/templates) and set on uvicorn's Server.
 _.to, _.cc, _.blocked_images, _.capture_signals, _.should_exit, _.force_exit
+
+# html.parser.HTMLParser calls these by name (mail/text.py); antispam.bayes is
+# read by the trainable score (its own branch).
+_.handle_startendtag, _.handle_endtag, _.handle_data, _.bayes

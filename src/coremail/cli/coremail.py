@@ -15,6 +15,7 @@ from ..services.queue import QueueAdmin
 from ..services.settings import get_value, set_value
 from ..supervisor import control, homelock
 from .common import fail, home_option, settings_or_exit, store_or_exit
+from .filter import filter_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -260,6 +261,9 @@ def dns_records(home, domain, ip, rotate, remove):
                                      address), nl=False)
     except DkimKeyError as e:
         fail(str(e))
+
+
+cli.add_command(filter_group)
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ class CheckResult:
     # Header fields to take out of the stored copy, each exactly as it is in
     # the message (name to last line ending): forged Authentication-Results.
     drop: list[bytes] = field(default_factory=list)
+    points_for: dict[str, float] = field(default_factory=dict)  # recipient's own rules' points
 
 
 class Message:

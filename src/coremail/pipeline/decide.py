@@ -153,6 +153,7 @@ async def decide(checks: Sequence[MessageCheck], msg: Message, *, timeout: float
 
     refusal: Verdict | None = None
     allowed_rcpts: set[str] = set()
+    own: dict[str, float] = {}      # points of recipients' own rules, for their folder only
     for check in checks:
         ran = Ran(check.name, kind_of(check))
         d.ran.append(ran)
@@ -178,6 +179,8 @@ async def decide(checks: Sequence[MessageCheck], msg: Message, *, timeout: float
         d.headers.extend(r.headers)
         d.folders.update(r.folders)
         allowed_rcpts |= r.allowed
+        for key, points in r.points_for.items():
+            own[key] = own.get(key, 0.0) + points
         # The first permanent refusal wins over a temporary one: the sender
         # is better told "never" at once than "later" and then "never".
         if r.verdict is not None and not r.verdict.ok:
@@ -195,10 +198,11 @@ async def decide(checks: Sequence[MessageCheck], msg: Message, *, timeout: float
             550, "5.7.1", f"this message looks like spam to this server: spam score "
                           f"{score:.1f} (limit {spam.reject_score:.1f})"), msg.client.sid)
         return d
-    if d.spam:
-        for r in msg.env.recipients:
-            if r.address.key not in allowed_rcpts:
-                d.folders[r.address.key] = JUNK
+    for r in msg.env.recipients:
+        key = r.address.key
+        if key not in allowed_rcpts and not d.allowed and spam.junk_score and \
+                score + own.get(key, 0.0) >= spam.junk_score:
+            d.folders[key] = JUNK
     for key in allowed_rcpts:
         if d.folders.get(key) == JUNK:
             d.folders[key] = "INBOX"

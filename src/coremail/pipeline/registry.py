@@ -9,26 +9,55 @@ DNS resolver.
 """
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import Executor
 from typing import Callable
 
 from ..config import Settings
 from ..dns import Resolver
+from ..ingest.recipients import Recipients
 from ..obs.log import Log
 from ..store.interfaces import Store
+from .builtin import BuiltinRules
 from .checks import HopCount, MessageCheck
+from .dnsbl import DnsblCheck
+from .fingerprint import FingerprintCheck
+from .lists import ListCheck
+from .rulebook import RuleBook
 from .senderauth import ForgedResults, SenderAuth
 
 
 class CheckContext:
     def __init__(self, store: Store, settings: Callable[[], Settings], *,
-                 executor: Executor | None = None, log: Log | None = None):
+                 executor: Executor | None = None, log: Log | None = None,
+                 recipients: Recipients | None = None):
         self.store = store
         self.settings = settings
         self.executor = executor
         self.log = log
+        self.recipients = recipients or Recipients(store)
+        self.rules = RuleBook(store)      # `coremail filter` rules, shared with RCPT
         self._resolver: Resolver | None = None
         self._resolver_key: tuple | None = None
+        self._closers: list[Callable[[], None]] = [self.rules.flush]
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Run fn (blocking: write what is counted) when the pipeline closes."""
+        self._closers.append(fn)
+
+    def close(self) -> None:
+        for fn in self._closers:
+            try:
+                fn()
+            except Exception:   # a closed store: the counts of the last moments are lost, no mail
+                pass
+
+    async def is_local_domain(self, domain: str) -> bool:
+        known = self.recipients.domains.cached(domain)
+        if known is None:
+            known = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.recipients.is_local_domain, domain)
+        return known
 
     def resolver(self) -> Resolver:
         """dns.Resolver over `delivery.nameservers`, rebuilt when they change."""
@@ -43,13 +72,15 @@ def default_checks(ctx: CheckContext) -> list[MessageCheck]:
     """Every check a message passes, in order. Add yours with one line here
     (give it `name` and `kind`: "spam" is skipped for allow-listed mail)."""
     checks: list[MessageCheck] = [HopCount()]
-    # 1. allow/block lists
-    # 2. DNSBL
+    checks.append(ListCheck(ctx.rules, ctx.executor))        # 1. allow/block lists, rules
+    checks.append(DnsblCheck(ctx))                           # 2. DNSBL
     # 3. SPF/DKIM/DMARC
     checks += [ForgedResults(), SenderAuth(ctx.resolver)]
     #
-    # 4. rules
-    # 5. the fingerprint counter
+    checks.append(BuiltinRules(ctx))                         # 4. built-in rules
+    fingerprint = FingerprintCheck(ctx.store, ctx.executor)  # 5. the fingerprint counter
+    ctx.on_close(fingerprint.close)
+    checks.append(fingerprint)
     # 6. the trainable score
     # (branch bayes: checks.append(...) here)
     #

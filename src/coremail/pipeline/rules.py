@@ -25,6 +25,7 @@ from .checks import Message, MessageCheck
 from .decide import Decision, decide
 from .registry import CheckContext, default_checks
 from .envelope import Client, Envelope, Recipient
+from .lists import rcpt_verdict
 from .verdict import AUTH_REQUIRED, RELAY_DENIED, TOO_MANY_RECIPIENTS, Verdict, ok
 
 __all__ = ["Pipeline", "header_section"]
@@ -83,7 +84,8 @@ class Pipeline:
         self.expansions = ExpansionCache()
         self.executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="policy")
         self.log = log
-        self.context = CheckContext(store, settings, executor=self.executor, log=log)
+        self.context = CheckContext(store, settings, executor=self.executor, log=log,
+                                    recipients=self.recipients)
         self.checks: list[MessageCheck] = (list(checks) if checks is not None
                                            else default_checks(self.context))
 
@@ -176,7 +178,22 @@ class Pipeline:
                   route: tuple[str, ...] = (), *, store_ok: bool = True
                   ) -> tuple[Verdict, Recipient | None] | None:
         """The verdict on one RCPT. With store_ok=False only what is cached is
-        used, and None means "ask again with the store" (from a thread)."""
+        used, and None means "ask again with the store" (from a thread).
+        An accepted address then meets the ip/sender block lists (pipeline.lists)."""
+        got = self._route(client, env, mailbox, route, store_ok=store_ok)
+        if got is None or got[1] is None or not self.settings().antispam.enabled:
+            return got
+        book = self.context.rules
+        rules = book.cached()
+        if rules is None:
+            if not store_ok:
+                return None
+            rules = book.load()
+        v = rcpt_verdict(book, rules, client, env, got[1])
+        return got if v is None else (v, None)
+
+    def _route(self, client: Client, env: Envelope, mailbox: str, route: tuple[str, ...],
+               *, store_ok: bool) -> tuple[Verdict, Recipient | None] | None:
         s = self.settings()
         if len(env.recipients) >= s.limits.max_recipients:
             return Verdict(452, "4.5.3", TOO_MANY_RECIPIENTS.format(n=s.limits.max_recipients)), None
@@ -287,4 +304,5 @@ class Pipeline:
         return await decide(self.checks, msg, timeout=CHECK_TIMEOUT, log=self.log)
 
     def close(self) -> None:
+        self.context.close()
         self.executor.shutdown(wait=False)

@@ -178,6 +178,24 @@ class QueueEntry:
     kind: str = "out"      # "out": remote delivery; "bounce": a DSN being sent
 
 
+@dataclass(frozen=True, slots=True)
+class FilterRule:
+    """One `coremail filter` rule. kind: ip, sender, keyword, header;
+    action: reject, junk, allow or score (with `points`); user: "" for the
+    whole server, else the address whose mail it applies to."""
+
+    id: int
+    kind: str
+    pattern: str
+    action: str
+    points: float = 0.0
+    user: str = ""
+    note: str = ""
+    hits: int = 0
+    last_hit: float | None = None
+    created: float = 0.0
+
+
 FlagMode = Literal["set", "add", "remove"]
 
 # A removed message's blob outlives its removal by at least this long, so a
@@ -274,6 +292,18 @@ class Store(Protocol):
     # -- settings (scope "" is global, else a user address)
     def get_setting(self, scope: str, key: str) -> str | None: ...
     def set_setting(self, scope: str, key: str, value: str | None) -> None: ...
+
+    # -- filter rules and the fingerprint counter (pipeline.lists, pipeline.fingerprint)
+    def add_filter_rule(self, kind: str, pattern: str, action: str, *, points: float = 0.0,
+                        user: str = "", note: str = "") -> FilterRule: ...
+    def list_filter_rules(self) -> list[FilterRule]: ...
+    def delete_filter_rule(self, rule_id: int) -> bool: ...
+    # Add counted hits {rule id: n} (batched by the caller); gone rules are ignored.
+    def add_filter_hits(self, hits: dict[int, int], now: float | None = None) -> None: ...
+    # Sum of the counts of each key over slots >= since.
+    def fingerprint_counts(self, keys: Sequence[str], since: int) -> dict[str, int]: ...
+    # Add {(key, slot): n}; forget slots < forget_before in the same transaction.
+    def fingerprint_add(self, counts: dict[tuple[str, int], int], forget_before: int) -> None: ...
 
     # -- outbound queue
     def enqueue(self, *, queue_id: str, blob: BlobRef, sender: str, recipients: Sequence[str],

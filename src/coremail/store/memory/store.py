@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import Sequence
 
 from ..blobs import BlobStore
-from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, Folder, Forward, NotFound,
-                          StoreError, User)
+from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, FilterRule, Folder, Forward,
+                          NotFound, StoreError, User)
 from .messages import MemoryMessages, _Folder, _Msg
 from .queue import MemoryQueue, _Entry
+from .filters import MemoryFilters
 from .views import MemoryViews
 
 
-class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews):
+class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters):
     """Blobs are real files (callers open `blobs.path(id)`): under blob_root,
     or a temp directory of our own that close() removes."""
 
@@ -45,7 +46,8 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews):
         self._lock = threading.RLock()
         # Counters only go up: ids are never handed out twice (web links,
         # traces and POP3 UIDLs key on them), as with SQL AUTOINCREMENT.
-        self._ids = {k: itertools.count(1) for k in ("domain", "user", "folder", "message")}
+        self._ids = {k: itertools.count(1) for k in ("domain", "user", "folder", "message",
+                                                      "rule")}
         self._domains: dict[str, Domain] = {}
         self._users: dict[int, User] = {}
         self._aliases: set[tuple[str, str]] = set()
@@ -56,6 +58,8 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews):
         self._queue: dict[str, _Entry] = {}
         self._removed: list[tuple[str, int, int, float]] = []
         self._views: dict[str, tuple[dict[int, int], float]] = {}
+        self._rules: dict[int, FilterRule] = {}
+        self._fingerprints: dict[tuple[str, int], int] = {}
 
     def migrate(self) -> None:
         """Nothing to migrate: there is no schema."""

@@ -142,3 +142,28 @@ queue_recipients = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("attempts", Integer, nullable=False, default=0),
 )
+
+# `coremail filter` rules: user "" is the whole server, else that user's own.
+filter_rules = Table(
+    "filter_rules", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),       # ip, sender, keyword, header
+    Column("pattern", Text, nullable=False),
+    Column("action", String(16), nullable=False),     # reject, junk, allow, score
+    Column("points", Float, nullable=False, default=0.0),
+    Column("user", String(320), nullable=False, default=""),
+    Column("note", Text, nullable=False, default=""),
+    Column("hits", BigInteger, nullable=False, default=0),
+    Column("last_hit", Float, nullable=True),
+    Column("created", Float, nullable=False),
+    **NEVER_REUSE_IDS,
+)
+
+# Similar-message counts per fingerprint band key and time slot.
+fingerprints = Table(
+    "fingerprints", metadata,
+    Column("key", String(32), primary_key=True),
+    Column("slot", BigInteger, primary_key=True),
+    Column("count", Integer, nullable=False),
+    Index("ix_fingerprints_slot", "slot"),
+)

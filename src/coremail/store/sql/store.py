@@ -22,6 +22,7 @@ from . import schema as t
 from .engine import make_engine, migrate, sqlite_url, write_lock
 from .messages import MessageStore
 from .queue import QueueStore
+from .filters import FilterStore
 from .views import ViewStore
 
 
@@ -36,7 +37,7 @@ def _disk_full(e: DBAPIError) -> bool:
             or PG_DISK_FULL in (getattr(orig, "pgcode", None), getattr(orig, "sqlstate", None)))
 
 
-class SqlStore(MessageStore, QueueStore, ViewStore):
+class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore):
     def __init__(self, url: str, blob_root: Path):
         self.engine = make_engine(url)
         self.blobs = BlobStore(blob_root)
