@@ -71,9 +71,11 @@ def home(dns, tmp_path_factory):
             admin.add(kind, pattern, action, user=user)
     finally:
         store.close()
-    cli(h, "start", timeout=240)
-    yield h
-    cli(h, "shutdown")
+    try:
+        cli(h, "start", timeout=240)
+        yield h
+    finally:
+        h.coremail("shutdown", timeout=120)
 
 
 def cli(home, *args: str, timeout: float = 60) -> str:
