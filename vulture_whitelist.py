@@ -45,5 +45,6 @@ _.known_uids, _.vanished   # imapd/values.py (parsed, never read)
 # Read by the Jinja templates (web/templates) and set on uvicorn's Server.
 _.to, _.cc, _.blocked_images, _.capture_signals, _.should_exit, _.force_exit
 
-# Called by html.parser.HTMLParser (mail/text.py); the rule actions table (pipeline/rulebook.py).
+# html.parser.HTMLParser calls these by name (mail/text.py); the rule actions
+# table (pipeline/rulebook.py).
 _.handle_startendtag, _.handle_endtag, _.handle_data, _.ACTIONS

@@ -15,8 +15,13 @@ from email.header import Header
 
 import pytest
 
+from coremail.config import load_settings
+from coremail.services.accounts import Accounts
+from coremail.services.filters import FilterAdmin
+from coremail.services.settings import set_value
+from coremail.store import open_store
 from tests.support.dnsserver import ZoneServer
-from tests.support.served import ServedHome
+from tests.support.home import make_home
 
 D = "example.test"
 PW = "user-pass-123"
@@ -48,18 +53,35 @@ def dns():
 
 @pytest.fixture(scope="module")
 def home(dns, tmp_path_factory):
-    h = ServedHome(USERS, domain=D, root=tmp_path_factory.mktemp("antispam") / "home",
-                   settings={"delivery.nameservers": f'["{dns.nameserver}"]',
-                             "antispam.fingerprint_threshold": "3",
-                             "antispam.fingerprint_window": "10m",
-                             "workers.smtp": "2"})
-    h.prepare()
-    for kind, pattern, action, user in RULES:
-        h.run("coremail", "filter", "add", kind, pattern, "--action", action,
-              *(["--user", user] if user else []))
-    h.launch()
-    yield h
-    assert h.stop() == []
+    """Set up in this process (as `coremail init`, `config set`, `userutil add`
+    and `filter add` would: the same services), then `coremail start`."""
+    h = make_home(tmp_path_factory.mktemp("antispam") / "home", D, workers=2)
+    for key, value in (("delivery.nameservers", f'["{dns.nameserver}"]'),
+                       ("antispam.fingerprint_threshold", "3"),
+                       ("antispam.fingerprint_window", "10m")):
+        set_value(h.path, key, value)
+    settings = load_settings(h.path)
+    store = open_store(h.path, settings)
+    try:
+        accounts = Accounts(store, D)
+        for address in USERS:
+            accounts.add_user(address, PW)
+        admin = FilterAdmin(store, settings)
+        for kind, pattern, action, user in RULES:
+            admin.add(kind, pattern, action, user=user)
+    finally:
+        store.close()
+    try:
+        cli(h, "start", timeout=240)
+        yield h
+    finally:
+        h.coremail("shutdown", timeout=120)
+
+
+def cli(home, *args: str, timeout: float = 60) -> str:
+    out = home.coremail(*args, timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
 
 def message(subject: str, body: str = "short note", sender: str = "x@remote.test",
@@ -250,7 +272,7 @@ def test_the_fingerprint_counter_stops_a_logged_in_sprayer(home):
 
 
 def _dnsbl(home, zones: str) -> None:
-    home.run("coremail", "config", "set", "antispam.dnsbl", zones)
+    set_value(home.path, "antispam.dnsbl", zones)   # what `coremail config set` does
     time.sleep(3)   # every worker polls coremail.toml each second
 
 
@@ -281,7 +303,7 @@ def test_dnsbl_listed_unlisted_and_a_zone_that_never_answers(home, dns):
 def test_filter_list_shows_hit_counts(home):
     deadline = time.monotonic() + 15
     while True:
-        out = home.run("coremail", "filter", "list")
+        out = cli(home, "filter", "list")
         rows = {ln.split("\t")[0]: ln.split("\t") for ln in out.splitlines()}
         hits = {k: int(v[5].split("=")[1]) for k, v in rows.items()}
         if hits["1"] >= 1 and hits["5"] >= 1 and hits["8"] >= 1 or time.monotonic() > deadline:
@@ -296,17 +318,17 @@ def test_filter_test_runs_the_same_checks_and_changes_nothing(home, tmp_path):
     f = tmp_path / "m.eml"
     f.write_bytes(message("=?utf-8?b?" + base64.b64encode("发票 offer".encode()).decode() + "?=",
                           "hello there"))
-    before = home.run("coremail", "filter", "list")
-    out = home.run("coremail", "filter", "test", str(f), "--to", f"amy@{D}")
+    before = cli(home, "filter", "list")
+    out = cli(home, "filter", "test", str(f), "--to", f"amy@{D}")
     assert "RCPT TO:<amy@example.test>: 250" in out
     assert "KEYWORD_SCORE_6 +7  the server's rule 6: keyword '发票'" in out
     assert "score 7 (junk at 6, reject at 15)" in out
     assert "result: accepted (amy@example.test -> Junk)" in out
     assert "adds X-Spam-Status: Yes, score=7.0 required=6.0 tests=KEYWORD_SCORE_6" in out
-    out = home.run("coremail", "filter", "test", str(f), "--ip", "127.0.0.2", "--to", f"amy@{D}")
+    out = cli(home, "filter", "test", str(f), "--ip", "127.0.0.2", "--to", f"amy@{D}")
     assert "550 5.7.1 your address [127.0.0.2] is on this server's block list" in out
     time.sleep(2.5)
-    assert home.run("coremail", "filter", "list") == before
+    assert cli(home, "filter", "list") == before
 
 
 def test_the_transaction_log_line_names_every_finding(home):

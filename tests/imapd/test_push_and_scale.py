@@ -76,7 +76,7 @@ def test_idle_sees_new_mail_expunge_and_pop3_delete_within_a_second(imap, alice)
 
 def big_message() -> bytes:
     attachment = base64.encodebytes(os.urandom(3 * 1024 * 1024)).replace(b"\n", b"\r\n")
-    return ("From: Zoë <zoe@example.test>\r\nTo: alice@example.test\r\n"
+    return ("From: Zoë <zoe@remote.test>\r\nTo: alice@example.test\r\n"
             "Subject: Grüße aus Köln – 日本語 ✓\r\nMIME-Version: 1.0\r\n"
             'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\n'
             "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
@@ -112,7 +112,7 @@ def test_big_utf8_message_round_trips_through_smtp(imap, alice):
         data = big_message()
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
             s.ehlo("client.example")
-            s.sendmail("zoe@example.test", [alice], data)
+            s.sendmail("zoe@remote.test", [alice], data)
         assert wait_for(lambda: imap.messages(alice), 10)
         c = imap.client(alice)
         c.select("INBOX")

@@ -31,7 +31,6 @@ _CHARSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936":
              "us-ascii": "utf-8", "ascii": "utf-8", "ansi_x3.4-1968": "utf-8"}
 _URL = re.compile(r"\bhttps?://[^\s<>\"')\]]+", re.IGNORECASE)
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]")
-_SPACE = re.compile(r"[ \t\r\f\v]+")
 _SKIP_TAGS = frozenset(("script", "style", "head", "title"))
 _BLOCK_TAGS = frozenset(("p", "br", "div", "tr", "td", "th", "li", "h1", "h2", "h3", "h4", "h5", "h6",
                          "table", "blockquote", "hr"))
@@ -138,7 +137,8 @@ def _charset(node: dict) -> str | None:
 
 
 def _tidy(text: str) -> str:
-    lines = (_SPACE.sub(" ", ln).strip() for ln in text.split("\n"))
+    """Blank runs made one space, empty lines dropped."""
+    lines = (" ".join(ln.split()) for ln in text.split("\n"))
     return "\n".join(ln for ln in lines if ln)
 
 
@@ -189,14 +189,16 @@ def _extract(raw: bytes) -> MessageText:
         texts.append(text)
         size += len(text)
     body = "\n".join(texts)
-    invisible = len(_INVISIBLE.findall(body)) + len(_INVISIBLE.findall(out.subject))
-    if invisible >= 3:
-        out.hidden.append(f"{invisible} invisible or direction-changing characters")
-    out.subject = _INVISIBLE.sub("", out.subject)
-    body = _tidy(_INVISIBLE.sub("", body))[:MAX_TEXT]
+    if not (body.isascii() and out.subject.isascii()):   # ASCII has none of them
+        invisible = len(_INVISIBLE.findall(body)) + len(_INVISIBLE.findall(out.subject))
+        if invisible >= 3:
+            out.hidden.append(f"{invisible} invisible or direction-changing characters")
+        out.subject = _INVISIBLE.sub("", out.subject)
+        body = _INVISIBLE.sub("", body)
+    body = _tidy(body)[:MAX_TEXT]
     out.body = body
     seen = set(out.links)
-    for url in _URL.findall(body):
+    for url in (_URL.findall(body) if "://" in body else ()):
         if url not in seen:
             seen.add(url)
             out.links.append(url)

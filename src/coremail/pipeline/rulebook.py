@@ -42,7 +42,7 @@ class RuleError(ValueError):
 def parse_action(text: str) -> tuple[str, float]:
     """"reject", "junk", "allow" or "score:N" -> (action, points)."""
     t = text.strip().lower()
-    if t in ("reject", "junk", "allow"):
+    if t in ACTIONS and t != "score":
         return t, 0.0
     if t.startswith("score:"):
         try:

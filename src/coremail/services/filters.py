@@ -74,8 +74,10 @@ class FilterAdmin:
         self.store = store
         self.settings = settings
 
-    def list(self) -> list[FilterRule]:
-        return self.store.list_filter_rules()
+    def list(self, user: str | None = None) -> list[FilterRule]:
+        """Every rule, or (user given: the webmail's own lists) that user's only."""
+        rules = self.store.list_filter_rules()
+        return rules if user is None else [r for r in rules if r.user == user.lower()]
 
     def lines(self) -> list[str]:
         """`filter list`: id, kind, pattern, action, scope, hits (and the note)."""
@@ -105,7 +107,10 @@ class FilterAdmin:
         return self.store.add_filter_rule(kind, pattern, act, points=points, user=owner,
                                           note=note.strip())
 
-    def delete(self, rule_id: int) -> bool:
+    def delete(self, rule_id: int, user: str | None = None) -> bool:
+        """Delete a rule (user given: only if it is that user's own)."""
+        if user is not None and not any(r.id == rule_id for r in self.list(user)):
+            return False
         return self.store.delete_filter_rule(rule_id)
 
     def test(self, content: bytes, *, ip: str = "127.0.0.1", sender: str | None = None,
