@@ -64,9 +64,3 @@ def combine(probs: list[float]) -> float:
     hamminess = 1.0 - chi2q(-2.0 * ln_p, 2 * n)
     spamminess = 1.0 - chi2q(-2.0 * ln_q, 2 * n)
     return (1.0 + spamminess - hamminess) / 2.0
-
-
-def strongest(clues: list[Clue]) -> list[Clue]:
-    voting = [c for c in clues if abs(c.prob - 0.5) >= MIN_STRENGTH]
-    voting.sort(key=lambda c: abs(c.prob - 0.5), reverse=True)
-    return voting[:MAX_CLUES]

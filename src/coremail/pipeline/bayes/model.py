@@ -13,13 +13,14 @@ fields on top) is the same message as the file it came from."""
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from ...mail.headers import header_end
 from ...store.interfaces import GLOBAL_MODEL, BayesItem, Store
-from .classify import Clue, clue_prob, combine, strongest
+from .classify import MAX_CLUES, MIN_STRENGTH, Clue, clue_prob, combine
 from .tokens import from_line_stripped, token_hash, tokenize
 
 MIN_SPAM = 30
@@ -115,15 +116,19 @@ class Model:
                 f"learnt, {MIN_SPAM} of each needed"))
         w = USER_WEIGHT
         total_s, total_h = gs + w * us, gh + w * uh
-        clues = []
+        found = []
         for hsh, tok in hashes.items():
-            s, h = counts.get((GLOBAL_MODEL, hsh), (0, 0))
+            sh = counts.get((GLOBAL_MODEL, hsh))
+            s, h = sh if sh is not None else (0, 0)
             if user is not None:
-                s2, h2 = counts.get((user, hsh), (0, 0))
-                s, h = s + w * s2, h + w * h2
+                sh2 = counts.get((user, hsh))
+                if sh2 is not None:
+                    s, h = s + w * sh2[0], h + w * sh2[1]
             if s or h:
-                clues.append(Clue(tok, clue_prob(s, h, total_s, total_h), s, h))
-        voting = strongest(clues)
+                p = clue_prob(s, h, total_s, total_h)
+                if abs(p - 0.5) >= MIN_STRENGTH:
+                    found.append((abs(p - 0.5), p, tok, s, h))
+        voting = [Clue(tok, p, s, h) for _, p, tok, s, h in heapq.nlargest(MAX_CLUES, found)]
         prob = combine([c.prob for c in voting])
         spammy = sorted((c for c in voting if c.prob > 0.5), key=lambda c: -c.prob)
         hammy = sorted((c for c in voting if c.prob < 0.5), key=lambda c: c.prob)
