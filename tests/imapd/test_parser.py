@@ -739,6 +739,8 @@ def commands(draw) -> tuple[Command, bytes]:
             a = List(ref, pats[:1])
             return Command(tag, "LSUB", a), f"{tag} LSUB ".encode() + format_mailbox(ref) + b" " + format_mailbox(pats[0])
         sel = tuple(draw(st.lists(st.sampled_from(["SUBSCRIBED", "REMOTE", "RECURSIVEMATCH"]), max_size=2)))
+        if "RECURSIVEMATCH" in sel and "SUBSCRIBED" not in sel:   # alone it is BAD (RFC 5258)
+            sel += ("SUBSCRIBED",)
         ret = tuple(draw(st.lists(st.sampled_from(["CHILDREN", "SUBSCRIBED", "SPECIAL-USE"]), max_size=2)))
         a = List(ref, pats, sel, ret, (), bool(sel or ret or len(pats) > 1))
         raw = f"{tag} LIST ".encode() + (ser_flags(sel) + b" " if sel else b"") + format_mailbox(ref) + b" "

@@ -42,9 +42,9 @@ async def test_concurrent_messages_share_one_batch(world):
     commits = []
     real = world.store.deliver
 
-    def counting(deliveries, queued=()):
+    def counting(deliveries, queued=(), **kw):
         commits.append(len(deliveries))
-        return real(deliveries, queued)
+        return real(deliveries, queued, **kw)
     world.store.deliver = counting
     jobs = [Job(qid=new_qid(), sender="", parts=[MSG], local=[LocalCopy(amy)])
             for _ in range(20)]

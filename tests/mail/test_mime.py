@@ -18,10 +18,12 @@ from coremail.mail.envelope import decode_words, parse_addresses
 from coremail.mail.mime import (
     MAX_DEPTH,
     attachments,
+    binary_to_base64,
     decoded_body,
     find_part,
     normalize_crlf,
     part_filename,
+    qp_decode,
     render_bodystructure,
     render_envelope,
     section_bytes,
@@ -477,3 +479,20 @@ def test_generated_structures_are_found_exactly(pair) -> None:
                 compare(child, sub, path + (i,))
 
     compare(tree, s["body"], ())
+
+
+def test_quoted_printable_drops_transport_padding():
+    assert qp_decode(b"hello  \r\nbar=\r\n\r\nfoo\t= \r\n=62\r\nx=3D=\r\n") == b"hello\r\nbar\r\nfoo\tb\r\nx="
+    assert qp_decode(b"bad =zz end\n") == b"bad =zz end\n"
+
+
+def test_binary_parts_become_base64():
+    raw = (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+           b"text\r\n--b\r\nContent-Type: application/x\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+           b"\x00\x01\xff\r\n--b\r\n\r\n\x00\r\n--b--\r\n")
+    out = binary_to_base64(raw)
+    assert b"\x00" not in out and out.count(b"Content-Transfer-Encoding: base64\r\n") == 2
+    s = summarize(out)
+    assert decoded_body(out, s, [1]) == b"text"
+    assert decoded_body(out, s, [2]) == b"\x00\x01\xff" and decoded_body(out, s, [3]) == b"\x00"
+    assert binary_to_base64(b"Subject: plain\r\n\r\nno nul\r\n") == b"Subject: plain\r\n\r\nno nul\r\n"

@@ -279,7 +279,7 @@ def test_storage_full_452_431_nothing_half_written(srv, monkeypatch):
     monkeypatch.setattr(blobs, "write", lambda *a, **kw: written.append(real_write(*a, **kw))
                         or written[-1])
 
-    def db_full(deliveries):
+    def db_full(*args, **kw):
         raise OSError(errno.ENOSPC, "database or disk is full")
     monkeypatch.setattr(srv.store, "deliver", db_full)
     with pytest.raises(smtplib.SMTPDataError) as e:

@@ -34,7 +34,8 @@ class CommandTable:
             "GETQUOTA": (AUTHED, folders.getquota), "GETQUOTAROOT": (AUTHED, folders.getquotaroot),
             "CHECK": ((SELECTED,), S.cmd_noop), "CLOSE": ((SELECTED,), selected.close),
             "UNSELECT": ((SELECTED,), selected.unselect), "EXPUNGE": ((SELECTED,), selected.expunge),
-            "SEARCH": ((SELECTED,), selected.search), "FETCH": ((SELECTED,), selected.fetch),
+            "SEARCH": ((SELECTED,), selected.search), "SORT": ((SELECTED,), selected.sort),
+            "THREAD": ((SELECTED,), selected.thread), "FETCH": ((SELECTED,), selected.fetch),
             "STORE": ((SELECTED,), selected.store), "COPY": ((SELECTED,), selected.copy),
             "MOVE": ((SELECTED,), selected.copy),
         }  # fmt: skip

@@ -223,7 +223,7 @@ async def _send(s, mb, i: int, u: int, items, meta, raw, blob, size: int, want_f
                 data = _partial(att, data or b"")
                 piece = [att.response_name().encode()] + [b" "] + _literal(data)
         elif name == "BINARY.SIZE":
-            data = decoded_body(raw, meta, att.section.part)
+            data = decoded_body(raw, meta, att.section.part) if att.section.part else raw
             piece = [b"BINARY.SIZE[%s] %d" % (att.section.spec().encode(), len(data or b""))]
         elif name == "BINARY":
             data = decoded_body(raw, meta, att.section.part) if att.section.part else raw

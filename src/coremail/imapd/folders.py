@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from ..mail.mime import binary_to_base64
 from ..services.mailboxes import SEP, MailboxError, NewMessage, folder_name
 from .mailbox import Mailbox
 from .parser import SequenceSet, format_mailbox
@@ -244,7 +245,8 @@ async def append(s, cmd) -> str:
     folder = await s.run(s.store.get_folder, s.user.id, name)
     if folder is None:
         raise No(f"No mailbox {name[:200]}", "TRYCREATE")
-    messages = [NewMessage(m.message, frozenset(m.flags),
+    messages = [NewMessage(await s.run(binary_to_base64, m.message) if m.binary else m.message,
+                           frozenset(m.flags),
                            m.date_time.timestamp() if m.date_time is not None else None)
                 for m in cmd.args.messages]
     try:

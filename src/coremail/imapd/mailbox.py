@@ -73,7 +73,7 @@ class Mailbox:
 
     def _claim_recent(self, store, folder, new_uids) -> None:
         """The new UIDs that are this session's \\Recent ones."""
-        if not new_uids:
+        if not new_uids or new_uids[-1] <= folder.recent_uid:   # all claimed already: no query
             return
         mark = folder.recent_uid if self.readonly else store.claim_recent(self.folder_id, new_uids[-1])
         self.recent.update(u for u in new_uids if u > mark)

@@ -25,7 +25,7 @@ from coremail.imapd.tokens import MAX_MODSEQ, ParseError  # noqa: F401  (MAX_MOD
 from coremail.imapd.values import (  # noqa: F401  (re-exported: the parser's public surface)
     MAX_NUMBER, Append, AppendMessage, Authenticate, Command, Copy, Create, Enable, Expunge, Fetch,
     FetchAtt, GetQuota, Id, List, Login, MailboxArgs, Qresync, Rename, Search, SearchKey, Section,
-    Select, SequenceSet, Status, Store, decode_mailbox, encode_mailbox, format_flags, format_mailbox,
+    Select, SequenceSet, Sort, Status, Store, Thread, decode_mailbox, encode_mailbox, format_flags, format_mailbox,
     imap_date, nstring, quote_astring, quote_string,
 )  # fmt: skip
 
@@ -33,7 +33,7 @@ __all__ = [
     "CONTINUATION", "Append", "AppendMessage", "Authenticate", "Command", "CommandFramer", "ContinuationNeeded",
     "Copy", "Create", "Enable", "Expunge", "Fetch", "FetchAtt", "FramedCommand", "FramingError",
     "GetQuota", "Id", "List", "Login", "MailboxArgs", "ParseError", "Qresync", "RawLine", "Rename",
-    "Search", "SearchKey", "Section", "Select", "SequenceSet", "Status", "Store",
+    "Search", "SearchKey", "Section", "Select", "SequenceSet", "Sort", "Status", "Store", "Thread",
     "decode_mailbox", "encode_mailbox", "format_flags", "format_mailbox", "imap_date", "nstring",
     "parse_command", "quote_astring", "quote_string",
 ]  # fmt: skip
@@ -46,7 +46,7 @@ _STATUS_ITEMS = frozenset(
 )
 _LIST_SELECT = frozenset("SUBSCRIBED REMOTE RECURSIVEMATCH SPECIAL-USE".split())
 _LIST_RETURN = frozenset("SUBSCRIBED CHILDREN SPECIAL-USE STATUS MYRIGHTS".split())
-_UID_COMMANDS = frozenset("COPY MOVE FETCH SEARCH STORE EXPUNGE".split())
+_UID_COMMANDS = frozenset("COPY MOVE FETCH SEARCH STORE EXPUNGE SORT THREAD".split())
 _NO_ARGS = frozenset("CAPABILITY NOOP LOGOUT STARTTLS CHECK CLOSE IDLE UNSELECT NAMESPACE".split())
 
 
@@ -318,6 +318,7 @@ _HANDLERS = {
     "DELETE": _Parser.cmd_mailbox, "SUBSCRIBE": _Parser.cmd_mailbox, "UNSUBSCRIBE": _Parser.cmd_mailbox,
     "GETQUOTAROOT": _Parser.cmd_mailbox, "GETQUOTA": _Parser.cmd_getquota, "RENAME": _Parser.cmd_rename,
     "LIST": _Parser.cmd_list, "LSUB": _Parser.cmd_lsub, "STATUS": _Parser.cmd_status, "APPEND": _Parser.cmd_append,
-    "SEARCH": _Parser.cmd_search, "FETCH": _Parser.cmd_fetch, "STORE": _Parser.cmd_store,
+    "SEARCH": _Parser.cmd_search, "SORT": _Parser.cmd_sort, "THREAD": _Parser.cmd_thread,
+    "FETCH": _Parser.cmd_fetch, "STORE": _Parser.cmd_store,
     "COPY": _Parser.cmd_copy, "MOVE": _Parser.cmd_copy, "ID": _Parser.cmd_id, "ENABLE": _Parser.cmd_enable,
 }  # fmt: skip

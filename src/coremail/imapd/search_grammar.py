@@ -1,4 +1,6 @@
-"""IMAP SEARCH grammar: the SEARCH command and its search keys.
+"""IMAP SEARCH grammar: the SEARCH command and its search keys, and SORT and
+THREAD (RFC 5256, ESORT of RFC 5267, SORT=DISPLAY of RFC 5957), which end in
+the same search criteria.
 
 Owns RFC 3501 search criteria (nested with parentheses, NOT and OR, bounded in
 depth), CHARSET, ESEARCH RETURN options (RFC 4731/5182) and CONDSTORE's
@@ -8,13 +10,15 @@ MODSEQ key. Split from parser.py because it is the largest single grammar.
 from __future__ import annotations
 
 from coremail.imapd.tokens import ParseError, TokenReader
-from coremail.imapd.values import Search, SearchKey
+from coremail.imapd.values import Search, SearchKey, Sort, Thread
 
 __all__ = ["MAX_DEPTH", "SearchGrammar"]
 
 MAX_DEPTH = 64  # search-key nesting; deeper is an attack, not a query
 _ESEARCH_RETURN = frozenset("MIN MAX ALL COUNT SAVE".split())
 _CHARSETS = frozenset(("UTF-8", "US-ASCII"))
+_SORT_KEYS = frozenset("ARRIVAL CC DATE FROM SIZE SUBJECT TO DISPLAYFROM DISPLAYTO".split())
+_THREAD_ALGORITHMS = frozenset(("ORDEREDSUBJECT", "REFERENCES"))
 _SEARCH_FLAGS = frozenset(
     "ALL ANSWERED DELETED DRAFT FLAGGED NEW OLD RECENT SEEN UNANSWERED UNDELETED UNDRAFT UNFLAGGED UNSEEN".split()
 )
@@ -42,16 +46,56 @@ class SearchGrammar(TokenReader):
         if self.peek_word() == "CHARSET":
             self.i += 7
             self.sp("charset")
-            charset = self.astring("charset").decode("ascii", "replace").upper()
-            if charset not in _CHARSETS:
-                raise ParseError(self.tag, f"Charset {charset[:40]} is not supported", status="NO",
-                                 code="BADCHARSET (UTF-8 US-ASCII)")  # fmt: skip
+            charset = self.charset()
             self.sp("search criteria")
+        return Search(self.criteria(), charset, returns)
+
+    def charset(self) -> str:
+        charset = self.astring("charset").decode("ascii", "replace").upper()
+        if charset not in _CHARSETS:
+            raise ParseError(self.tag, f"Charset {charset[:40]} is not supported", status="NO",
+                             code="BADCHARSET (UTF-8 US-ASCII)")  # fmt: skip
+        return charset
+
+    def criteria(self) -> SearchKey:
         keys = [self.search_key(0)]
         while self.peek() == 32:
             self.i += 1
             keys.append(self.search_key(0))
-        return Search(keys[0] if len(keys) == 1 else SearchKey("AND", tuple(keys)), charset, returns)
+        return keys[0] if len(keys) == 1 else SearchKey("AND", tuple(keys))
+
+    def cmd_sort(self) -> Sort:
+        self.sp("sort criteria")
+        returns = None
+        if self.peek_word() == "RETURN":   # ESORT
+            self.i += 6
+            self.sp("return options")
+            returns = self.paren_list(lambda: self.option(_ESEARCH_RETURN - {"SAVE"}, "return option"),
+                                      "return options")
+            self.sp("sort criteria")
+        keys = self.paren_list(self.sort_key, "sort criteria", empty_ok=False)
+        self.sp("charset")
+        charset = self.charset()
+        self.sp("search criteria")
+        return Sort(keys, self.criteria(), charset, returns)
+
+    def sort_key(self) -> tuple[str, bool]:
+        word = self.word("sort key")
+        reverse = word == "REVERSE"
+        if reverse:
+            self.sp("sort key")
+            word = self.word("sort key")
+        if word not in _SORT_KEYS:
+            raise self.fail(f"Unknown sort key {word[:20]}")
+        return word, reverse
+
+    def cmd_thread(self) -> Thread:
+        self.sp("threading algorithm")
+        algorithm = self.option(_THREAD_ALGORITHMS, "threading algorithm")
+        self.sp("charset")
+        charset = self.charset()
+        self.sp("search criteria")
+        return Thread(algorithm, self.criteria(), charset)
 
     def search_string(self) -> str:
         return self.astring("search string").decode("utf-8", "replace")

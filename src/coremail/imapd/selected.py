@@ -10,6 +10,8 @@ from __future__ import annotations
 from ..services.mailboxes import MailboxError
 from . import fetch as fetch_mod
 from . import search as search_mod
+from . import sort as sort_mod
+from . import threads as threads_mod
 from .parser import SequenceSet
 from .responses import AUTH, Bad, No
 
@@ -93,6 +95,30 @@ async def search(s, cmd) -> str:
         found = search_mod.run_search(s.store, s.mailbox, a.key)
     s.send(search_mod.response(cmd.tag, s.mailbox, found, cmd.uid, a.return_opts, uses_modseq))
     return f"OK {'UID ' if cmd.uid else ''}SEARCH completed"
+
+
+async def _found(s, key) -> list[int]:
+    if search_mod.has_saved(key):
+        raise Bad("The saved search result ($) is not supported")
+    if search_mod.needs(key)[0]:
+        return await s.run(search_mod.run_search, s.store, s.mailbox, key)
+    return search_mod.run_search(s.store, s.mailbox, key)
+
+
+async def sort(s, cmd) -> str:
+    a = cmd.args
+    found = await _found(s, a.key)
+    order = await s.run(sort_mod.run_sort, s.store, s.mailbox, a.keys, found)
+    s.send(sort_mod.response(cmd.tag, s.mailbox, order, cmd.uid, a.return_opts))
+    return f"OK {'UID ' if cmd.uid else ''}SORT completed"
+
+
+async def thread(s, cmd) -> str:
+    a = cmd.args
+    found = await _found(s, a.key)
+    tree = await s.run(threads_mod.run_thread, s.store, s.mailbox, a.algorithm, found)
+    s.send(threads_mod.response(s.mailbox, tree, cmd.uid))
+    return f"OK {'UID ' if cmd.uid else ''}THREAD completed"
 
 
 async def copy(s, cmd) -> str:

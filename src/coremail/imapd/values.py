@@ -366,6 +366,21 @@ class Search:
 
 
 @dataclass(frozen=True, slots=True)
+class Sort:
+    keys: tuple[tuple[str, bool], ...]  # (ARRIVAL | CC | DATE | ..., reverse)
+    key: SearchKey
+    charset: str
+    return_opts: tuple[str, ...] | None = None  # ESORT RETURN (...); None: plain SORT
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    algorithm: str  # ORDEREDSUBJECT or REFERENCES
+    key: SearchKey
+    charset: str
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     """``[1.2.HEADER.FIELDS (FROM TO)]``: part path, text spec, field names."""
 

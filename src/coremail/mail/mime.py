@@ -22,6 +22,7 @@ Summary layout (all JSON types)::
 
 from __future__ import annotations
 
+import base64
 import binascii
 import re
 import urllib.parse
@@ -440,5 +441,46 @@ def decoded_body(raw: bytes, summary: dict, part: tuple[int, ...] | list[int]) -
             body = body[:-1]  # a stray sextet cannot make an octet
         return binascii.a2b_base64(body + b"=" * (-len(body) % 4))
     if encoding == "quoted-printable":
-        return binascii.a2b_qp(body)
+        return qp_decode(body)
     return body
+
+
+_QP_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def qp_decode(body: bytes) -> bytes:
+    """Quoted-printable as RFC 2045 6.7 reads it: trailing blanks on a line
+    are transport padding and go, "=" at a line's end (blanks after it too)
+    is a soft break; binascii.a2b_qp keeps the blanks."""
+    out = []
+    for line in body.splitlines(keepends=True):
+        text = line.rstrip(b"\r\n")
+        ending = line[len(text):]
+        text = text.rstrip(b" \t")
+        if text.endswith(b"="):
+            text, ending = text[:-1], b""
+        out.append(_QP_HEX.sub(lambda m: bytes((int(m.group(1), 16),)), text) + ending)
+    return b"".join(out)
+
+
+def binary_to_base64(raw: bytes) -> bytes:
+    """The message with every leaf part that holds NUL octets (binary content,
+    as an APPEND with literal8 may bring, RFC 3516 4.3) re-encoded as base64,
+    so BODY[] never sends NUL; other octets are left as they are."""
+    if b"\x00" not in raw:
+        return raw
+    summary = summarize(raw)
+    leaves = [n for n in _walk(summary["body"]) if "parts" not in n and "message" not in n
+              and b"\x00" in raw[n["bs"]:n["be"]]]
+    for n in sorted(leaves, key=lambda n: n["hs"], reverse=True):   # later parts first: offsets hold
+        body = base64.encodebytes(raw[n["bs"]:n["be"]]).replace(b"\n", b"\r\n")
+        fields, _, _ = scan_header(raw, n["hs"], n["he"])
+        cte = b"Content-Transfer-Encoding: base64\r\n"
+        old = next((f for f in fields if f[0] == "content-transfer-encoding"), None)
+        head = (raw[n["hs"]:old[1]] + cte + raw[old[2]:n["he"]] if old is not None
+                else raw[n["hs"]:n["he"]] + cte)
+        if old is None and n["he"] > n["hs"] and not raw[n["hs"]:n["he"]].endswith(b"\n"):
+            head = raw[n["hs"]:n["he"]] + b"\r\n" + cte
+        raw = raw[:n["hs"]] + head + raw[n["he"]:n["bs"]] + body + raw[n["be"]:]
+    return raw
+
