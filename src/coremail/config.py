@@ -116,6 +116,7 @@ class ListenSection(Section):
     imap: Port = 143
     imaps: Port = 993
     http: Port = 80
+    https: Port = 0     # the web over TLS (init writes 443, or 8443 for a plain user); 0: off
 
 
 class DeliverySection(Section):

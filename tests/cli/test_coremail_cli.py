@@ -72,8 +72,8 @@ def test_init_generates_a_password_shows_it_once_and_refuses_to_redo(tmp_path):
     s = load_settings(home)
     assert (s.server.domain, s.server.hostname) == ("example.test", "mail.example.test")
     assert (s.listen.smtp, s.listen.submission, s.listen.smtps, s.listen.pop3, s.listen.pop3s,
-            s.listen.imap, s.listen.imaps, s.listen.http) == (
-        2525, 2587, 2465, 2110, 2995, 2143, 2993, 8080)
+            s.listen.imap, s.listen.imaps, s.listen.http, s.listen.https) == (
+        2525, 2587, 2465, 2110, 2995, 2143, 2993, 8080, 8443)
     assert "# COREMAIL_<SECTION>__<KEY>" in (home / "conf/coremail.toml").read_text()
 
     # The admin logs in with the full address or the bare local part.

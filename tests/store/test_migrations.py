@@ -66,14 +66,18 @@ def _folder_at_0002(s, user_id: int, name: str, subscribed: bool = True) -> None
                   {"u": user_id, "n": name, "v": top + 1, "s": subscribed})
 
 
+# Indexes that later revisions add to tables 0002 already had (0005: folder counts).
+ADDED_LATER = {"ix_messages_counts"}
+
+
 def _shape(store, tables) -> dict[str, tuple]:
-    """Indexes, unique and foreign keys per table, as the database reports them."""
+    """Indexes (those 0002 had), unique and foreign keys per table, as the database reports them."""
     insp = inspect(store.engine)
     out = {}
     for tb in tables:
         out[tb.name] = (
             sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
-                   for i in insp.get_indexes(tb.name)),
+                   for i in insp.get_indexes(tb.name) if i["name"] not in ADDED_LATER),
             sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(tb.name)),
             sorted((tuple(f["constrained_columns"]), f["referred_table"],
                     (f.get("options") or {}).get("ondelete"))

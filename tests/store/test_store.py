@@ -385,6 +385,16 @@ def test_deliver_and_read_back(store):
     assert store.get_folder(u.id, "INBOX").uidnext == 3
 
 
+def test_folder_counts_of_some_folders(store):
+    u = add_user(store)
+    inbox, sent = store.get_folder(u.id, "INBOX"), store.get_folder(u.id, "Sent")
+    put(store, u, b"12345", flags={"\\Seen"})
+    put(store, u, b"123")
+    assert store.folder_counts([inbox.id, sent.id]) == {inbox.id: (2, 1, 8), sent.id: (0, 0, 0)}
+    assert [(f.messages, f.unseen, f.size) for f in store.list_folders(u.id, counts=True)
+            if f.id == inbox.id] == [(2, 1, 8)]
+
+
 def test_page_messages_newest_first(store):
     u = add_user(store)
     inbox = store.get_folder(u.id, "INBOX")

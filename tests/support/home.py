@@ -15,7 +15,7 @@ from coremail.services.settings import set_value
 
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD = "admin-pass-1"
-LISTENERS = ("smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps", "http")
+LISTENERS = ("smtp", "submission", "smtps", "pop3", "pop3s", "imap", "imaps", "http", "https")
 
 
 def free_port() -> int:

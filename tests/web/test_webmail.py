@@ -29,7 +29,18 @@ XSS = (b"From: mallory@evil.test\r\nTo: amy@example.test\r\nSubject: Click me\r\
        b"<iframe src=\"javascript:alert('f')\"></iframe><base href=\"http://evil.test/\">"
        b"<meta http-equiv=refresh content=\"0;url=http://evil.test/\">"
        b"<div style=\"background:url(javascript:alert('c'))\">styled</div>"
-       b"<p onmouseover=alert('m')>Hello <b>there</b></p><img src=\"http://tracker.test/p.gif\">")
+       b"<p onmouseover=alert('m')>Hello <b>there</b></p><img src=\"http://tracker.test/p.gif\">"
+       b"<a href=\"data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==\">data link</a>"
+       b"<a href=\"  JaVaScRiPt:alert('x')\">spaced</a><a href=\"jav&#x09;ascript:alert(1)\">tab</a>"
+       b"<img src=\"data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+\">"
+       b"<svg><script>alert('svg')</script><a xlink:href=\"javascript:alert(2)\">s</a></svg>"
+       b"<math><mtext><table><mglyph><style><img src=x onerror=alert('m2')></style></mglyph></table></mtext></math>"
+       b"<div style=\"width: expression(alert('e'))\">expr</div><style>body{background:red}</style>"
+       b"<object data=\"javascript:alert('o')\"></object><embed src=\"javascript:alert('e2')\">"
+       b"<form action=\"http://evil.test/\"><input name=pw><button>go</button></form>"
+       b"<<script>alert('n')//<</script><img/src=x/onerror=alert('slash')>"
+       b"<a href=\"http://ok.test/\" target=_top onclick=alert('c2')>ok link</a>"
+       b"<noscript><p title=\"</noscript><img src=x onerror=alert('ns')>\"></noscript>")
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +128,15 @@ def test_hostile_html_runs_nothing(web, users, page):
     assert "Hello there" in body.inner_text()
     html = body.inner_html()
     for bad in ("<script", "onerror", "javascript:", "<iframe", "<base", "<meta", "onload",
-                "style=", "tracker.test"):
+                "style=", "tracker.test", "data:", "expression", "<object", "<embed", "<form",
+                "<input", "<style", "onclick", "<svg", "xlink"):
         assert bad not in html, bad
     assert "remote image was not loaded" in page.locator(".notice").inner_text()
     page.wait_for_timeout(300)
     assert page.errors == []              # no dialog, no script error
     assert page.url.startswith(web.url)   # no refresh to elsewhere
+    assert page.evaluate("() => document.scripts.length") == 0
+    assert page.locator("article a[href='http://ok.test/']").get_attribute("rel") == "noopener noreferrer"
     csp = page.request.get(page.url).headers["content-security-policy"]
     assert "script-src" not in csp and "default-src 'none'" in csp
 

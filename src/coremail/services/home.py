@@ -17,9 +17,9 @@ from .accounts import AccountError, Accounts, check_password
 from .passwords import generate_password
 
 PRIVILEGED = dict(smtp=25, submission=587, smtps=465, pop3=110, pop3s=995, imap=143,
-                  imaps=993, http=80)
+                  imaps=993, http=80, https=443)
 UNPRIVILEGED = dict(smtp=2525, submission=2587, smtps=2465, pop3=2110, pop3s=2995,
-                    imap=2143, imaps=2993, http=8080)
+                    imap=2143, imaps=2993, http=8080, https=8443)
 
 TEMPLATE = """\
 # coremail configuration. Every key can also be set from the environment as
@@ -43,6 +43,7 @@ pop3s = {pop3s}           # POP3 over implicit TLS
 imap = {imap}             # IMAP with STARTTLS
 imaps = {imaps}           # IMAP over implicit TLS
 http = {http}             # webmail at /coremail/, webadmin at /webadmin/
+https = {https}           # the same over TLS with conf/tls (session cookies Secure there)
 
 [delivery]
 relayhost = ""            # "host:port" sends all outbound mail there; empty: MX look-up

@@ -12,6 +12,7 @@ import uvicorn
 
 from ..pipeline.rules import Pipeline
 from ..proto.listen import ListenerSpec
+from ..proto.tls import CERT_NAME, KEY_NAME
 from ..services.login import Authenticator, FailureThrottle, LoginCache
 from ..services.mailboxes import Mailboxes
 from ..services.send import Sender
@@ -22,12 +23,13 @@ from .site import WebContext
 class WebService:
     def __init__(self, ctx: Any):
         self.ctx = ctx
-        self.server: uvicorn.Server | None = None
-        self.task: asyncio.Task | None = None
+        self.servers: list[uvicorn.Server] = []
+        self.tasks: list[asyncio.Task] = []
         self.pipeline: Pipeline | None = None
 
     def listeners(self) -> list[ListenerSpec]:
-        return [ListenerSpec("http", self.ctx.settings.listen.http)]
+        listen = self.ctx.settings.listen
+        return [ListenerSpec("http", listen.http), ListenerSpec("https", listen.https, tls=True)]
 
     async def start(self, sockets: dict[str, socket.socket]) -> None:
         ctx = self.ctx
@@ -39,28 +41,38 @@ class WebService:
                               lambda: int(ctx.settings.limits.max_message_size))
         web = WebContext(ctx, auth=auth, sender=Sender(self.pipeline, ctx.ingest),
                          mailboxes=mailboxes)
-        config = uvicorn.Config(create_app(web), log_level="warning", access_log=False,
-                                lifespan="off", server_header=False, proxy_headers=False,
-                                timeout_keep_alive=30)
-        self.server = uvicorn.Server(config)
-        # The runner owns SIGTERM (its graceful stop calls stop() below), so
-        # uvicorn must not install handlers of its own.
-        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-        self.task = asyncio.get_running_loop().create_task(
-            self.server.serve(sockets=list(sockets.values())))
-        while not self.server.started and not self.task.done():
-            await asyncio.sleep(0.01)
-        if self.task.done():
-            self.task.result()
+        app = create_app(web)
+        tls = ctx.home / "conf" / "tls"
+        groups = [([s for n, s in sockets.items() if n != "https"], {}),
+                  ([s for n, s in sockets.items() if n == "https"],
+                   {"ssl_certfile": str(tls / CERT_NAME), "ssl_keyfile": str(tls / KEY_NAME)})]
+        for socks, ssl in groups:
+            if not socks:
+                continue
+            config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                    server_header=False, proxy_headers=False,
+                                    timeout_keep_alive=30, **ssl)
+            server = uvicorn.Server(config)
+            # The runner owns SIGTERM (its graceful stop calls stop() below), so
+            # uvicorn must not install handlers of its own.
+            server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+            task = asyncio.get_running_loop().create_task(server.serve(sockets=socks))
+            self.servers.append(server)
+            self.tasks.append(task)
+            while not server.started and not task.done():
+                await asyncio.sleep(0.01)
+            if task.done():
+                task.result()
         ctx.log.info("web.started", listeners=",".join(sorted(sockets)))
 
     async def stop(self, timeout: float) -> None:
-        if self.server is not None and self.task is not None:
-            self.server.should_exit = True
+        for server in self.servers:
+            server.should_exit = True
+        for server, task in zip(self.servers, self.tasks):
             try:
-                await asyncio.wait_for(self.task, timeout)
+                await asyncio.wait_for(task, timeout)
             except asyncio.TimeoutError:
-                self.server.force_exit = True
+                server.force_exit = True
         if self.pipeline is not None:
             self.pipeline.close()
         await self.ctx.close_ingest()

@@ -288,6 +288,16 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
             f = self._folders.get(folder_id)
             return f.record() if f else None
 
+    def folder_counts(self, folder_ids: Sequence[int]) -> dict[int, tuple[int, int, int]]:
+        with self._lock:
+            tally = {int(f): [0, 0, 0] for f in folder_ids}
+            for m in self._messages.values():
+                if (t := tally.get(m.folder_id)) is not None:
+                    t[0] += 1
+                    t[1] += "\\Seen" not in m.flags
+                    t[2] += m.size
+            return {f: (t[0], t[1], t[2]) for f, t in tally.items()}
+
     def folder_versions(self, folder_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """folder id -> (highestmodseq, uidnext): how IMAP sessions in IDLE
         notice changes made by others."""

@@ -90,6 +90,7 @@ messages = Table(
     UniqueConstraint("folder_id", "uid", name="uq_message_uid"),
     Index("ix_messages_blob", "blob_id"),
     Index("ix_messages_user", "user_id"),
+    Index("ix_messages_counts", "folder_id", "flags", "size"),   # folder_counts, index only
     **NEVER_REUSE_IDS,
 )
 

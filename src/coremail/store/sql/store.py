@@ -324,6 +324,17 @@ class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, Tra
             r = c.execute(select(t.folders).where(t.folders.c.id == folder_id)).first()
         return self._folder(r) if r else None
 
+    def folder_counts(self, folder_ids: Sequence[int]) -> dict[int, tuple[int, int, int]]:
+        """Read from ix_messages_counts alone (no message rows)."""
+        m = t.messages
+        unseen = func.sum(case((m.c.flags.contains("\\Seen", autoescape=True), 0), else_=1))
+        out = {int(f): (0, 0, 0) for f in folder_ids}
+        with self._read() as c:
+            for r in c.execute(select(m.c.folder_id, func.count(), unseen, func.sum(m.c.size))
+                               .where(m.c.folder_id.in_(list(out))).group_by(m.c.folder_id)):
+                out[int(r[0])] = (int(r[1]), int(r[2] or 0), int(r[3] or 0))
+        return out
+
     def folder_versions(self, folder_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """folder id -> (highestmodseq, uidnext) for many folders in one query:
         how IMAP sessions in IDLE notice changes made by other processes."""

@@ -87,7 +87,7 @@ def organising_routes(site: Site, web: WebContext) -> list[Route]:
 
     @signed(web, site)
     async def folders_page(request: Request, user) -> Response:
-        folders = await web.run(lambda: web.store.list_folders(user.id, counts=True))
+        folders = await web.run(lambda: web.counts.folders(user.id))
         return render(site, request, "folders.html", folders=folders, current=None,
                       protected=PROTECTED, error=None)
 
@@ -114,7 +114,7 @@ def organising_routes(site: Site, web: WebContext) -> list[Route]:
                 await web.run(lambda: web.mailboxes.delete(user.id, name))
                 return redirect(site.root + "folders?done=removed")
         except MailboxError as e:
-            folders = await web.run(lambda: web.store.list_folders(user.id, counts=True))
+            folders = await web.run(lambda: web.counts.folders(user.id))
             return render(site, request, "folders.html", 200, folders=folders, current=None,
                           protected=PROTECTED, flashes=[("error", _mailbox_error(e))])
         return redirect(site.root + "folders")

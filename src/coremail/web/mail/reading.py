@@ -55,7 +55,7 @@ def reading_routes(site: Site, web: WebContext) -> list[Route]:
     @signed(web, site)
     async def folder(request: Request, user) -> Response:
         name = request.path_params.get("name", "INBOX")
-        folders = await web.run(lambda: web.store.list_folders(user.id, counts=True))
+        folders = await web.run(lambda: web.counts.folders(user.id))
         current = next((f for f in folders if f.name == name), None)
         if current is None:
             return no_folder(site, request, name)
@@ -74,9 +74,11 @@ def reading_routes(site: Site, web: WebContext) -> list[Route]:
             msgs = await web.run(lambda: web.store.page_messages(current.id, limit=PAGE,
                                                                  offset=page * PAGE))
         query = f"&q={quote(q)}&in={quote(field)}" if q else ""
+        # the seed's "my mail is not in my mailbox": say so where it is missed
+        fwd = await web.run(web.store.get_forward, user.id) if name == "INBOX" else None
         return render(site, request, "folder.html", folders=folders, current=current,
                       messages=msgs, page=page, pages=max(1, -(-total // PAGE)), total=total,
-                      q=q, field=field, search_fields=SEARCH_FIELDS, query=query)
+                      q=q, field=field, search_fields=SEARCH_FIELDS, query=query, forward=fwd)
 
     @signed(web, site)
     async def message(request: Request, user) -> Response:
@@ -96,7 +98,7 @@ def reading_routes(site: Site, web: WebContext) -> list[Route]:
         part_url = f"{site.root}message/{m.id}/part/"
         view = await web.run(lambda: show(raw, meta, part_url=part_url,
                                           load_images=request.query_params.get("images") == "1"))
-        folders = await web.run(lambda: web.store.list_folders(user.id, counts=True))
+        folders = await web.run(lambda: web.counts.folders(user.id))
         return render(site, request, "message.html", m=m, view=view, folders=folders, current=f,
                       part_url=part_url)
 
