@@ -179,12 +179,6 @@ class AntivirusSection(Section):
     max_depth: int = Field(3, ge=0, le=20)            # archives inside archives
     max_ratio: int = Field(100, ge=2, le=100000)      # expanded / compressed, per member
     max_expanded: Size = Size("100M")                 # unpacked bytes per message
-class AuthenticationSection(Section):
-    dkim_sign: bool = True     # outbound mail from local domains is DKIM-signed
-    spf: bool = True           # inbound (port 25): SPF checked
-    dkim_verify: bool = True   # inbound: every DKIM signature verified
-    dmarc: bool = True         # inbound: the From domain's DMARC policy applied
-    srs: bool = True           # forwards to remote addresses get an SRS0 envelope sender
 
     @field_validator("clamd")
     @classmethod
@@ -193,6 +187,14 @@ class AuthenticationSection(Section):
         if v and not (v.startswith(("unix:/", "/")) or re.fullmatch(r"\[?[\w.:-]*\]?:\d+", v)):
             raise ValueError(f"{v!r} is not a clamd address: use unix:/path/to/socket or HOST:PORT")
         return v
+
+
+class AuthenticationSection(Section):
+    dkim_sign: bool = True     # outbound mail from local domains is DKIM-signed
+    spf: bool = True           # inbound (port 25): SPF checked
+    dkim_verify: bool = True   # inbound: every DKIM signature verified
+    dmarc: bool = True         # inbound: the From domain's DMARC policy applied
+    srs: bool = True           # forwards to remote addresses get an SRS0 envelope sender
 
 
 class WorkersSection(Section):
