@@ -76,19 +76,13 @@ def default_checks(ctx: CheckContext) -> list[MessageCheck]:
     checks: list[MessageCheck] = [HopCount()]
     checks.append(ListCheck(ctx.rules, ctx.executor))        # 1. allow/block lists, rules
     checks.append(DnsblCheck(ctx))                           # 2. DNSBL
-    # 3. SPF/DKIM/DMARC
-    checks += [ForgedResults(), SenderAuth(ctx.resolver)]
-    #
+    checks += [ForgedResults(), SenderAuth(ctx.resolver)]    # 3. SPF/DKIM/DMARC (kind "auth")
     checks.append(BuiltinRules(ctx))                         # 4. built-in rules
     fingerprint = FingerprintCheck(ctx.store, ctx.executor)  # 5. the fingerprint counter
     ctx.on_close(fingerprint.close)
     checks.append(fingerprint)
-    # 6. the trainable score
-    checks.append(BayesCheck(ctx.store))
-    #
-    # 7. the virus scan: clamd and the built-in attachment checks (kind "virus")
-    clamd = ClamdScan()
-    ctx.on_close(clamd.close)
-    checks.append(clamd)
-    checks.append(AttachmentScan())
+    checks.append(BayesCheck(ctx.store))                     # 6. the trainable score
+    clamd = ClamdScan()                                      # 7. the virus scan (kind "virus"):
+    ctx.on_close(clamd.close)                                #    clamd and the built-in
+    checks += [clamd, AttachmentScan()]                      #    attachment checks
     return checks
