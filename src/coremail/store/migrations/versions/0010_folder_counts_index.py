@@ -4,14 +4,14 @@ The webmail's folder list counts per folder; with (folder_id, flags, size)
 the count reads the index only (a 100,000-message folder in ~40 ms on
 SQLite instead of ~300 ms reading every row).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0010
+Revises: 0009
 """
 from alembic import op
 
 
-revision = '0005'
-down_revision = '0004'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
