@@ -66,7 +66,7 @@ def _folder_at_0002(s, user_id: int, name: str, subscribed: bool = True) -> None
                   {"u": user_id, "n": name, "v": top + 1, "s": subscribed})
 
 
-# Indexes that later revisions add to tables 0002 already had (0005: folder counts).
+# Indexes that later revisions add to tables 0002 already had (0010: folder counts).
 ADDED_LATER = {"ix_messages_counts"}
 
 
