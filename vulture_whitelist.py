@@ -44,3 +44,6 @@ _.known_uids, _.vanished   # imapd/values.py (parsed, never read)
 
 # Read by the Jinja templates (web/templates) and set on uvicorn's Server.
 _.to, _.cc, _.blocked_images, _.capture_signals, _.should_exit, _.force_exit
+
+# pydantic calls field validators by their decorator.
+_._clamd_address            # config.py AntivirusSection
