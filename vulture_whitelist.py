@@ -53,3 +53,5 @@ _.handle_startendtag, _.handle_endtag, _.handle_data, _.ACTIONS
 # Starlette runs a response's `background` task after sending it.
 _.low_space, _.low_inodes, _.warn, _.help, _.received, _.bounced, _.y, _.height
 _.background
+# pydantic calls field validators by their decorator.
+_._clamd_address            # config.py AntivirusSection
