@@ -146,3 +146,46 @@ def test_search_by_sender_subject_and_body(web, otto, page):
     page.get_by_role("link", name="Clear").click()
     assert page.locator("tbody tr").count() == 2
     assert page.errors == []
+
+
+def test_spam_and_not_spam_buttons_move_and_train(web, page):
+    """"Spam" moves the selection into Junk and trains it as spam for this
+    user only; "Not spam" in Junk moves it back to the Inbox and undoes that."""
+    import time
+    me = "sally@example.test"
+    user = web.add_user(me, PW, name="Sally")
+    web.mail_many(me, [
+        b"From: Win <win@lottery.example>\r\nSubject: You won a prize\r\n\r\nClaim it now.\r\n",
+        b"From: Ann <ann@example.test>\r\nSubject: Minutes\r\n\r\nAttached below.\r\n",
+    ])
+
+    def totals():
+        return web.store.bayes_totals([user.id]).get(user.id)
+
+    def wait_for(pred, timeout=10.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pred():
+                return True
+            time.sleep(0.1)
+        return False
+
+    page.goto(web.url + "/coremail/")
+    page.get_by_label("Email").fill(me)
+    page.get_by_label("Password").fill(PW)
+    page.get_by_role("button", name="Sign in").click()
+    select(page, "You won a prize")
+    page.get_by_role("button", name="Spam", exact=True).first.click()
+    assert page.get_by_role("status").inner_text() == "Moved to Junk."
+    assert [m.meta["subject"] for m in web.store.list_messages(
+        web.folder(me, "Junk").id, with_meta=True)] == ["You won a prize"]
+    assert wait_for(lambda: totals() == (1, 0))
+
+    page.locator("aside").get_by_role("link", name="Junk").click()
+    assert page.get_by_role("button", name="Spam", exact=True).count() == 0
+    select(page, "You won a prize")
+    page.get_by_role("button", name="Not spam").first.click()
+    assert page.get_by_role("status").inner_text() == "Moved to Inbox."
+    assert len(web.messages(me, "INBOX")) == 2
+    assert wait_for(lambda: totals() == (0, 1))
+    assert page.errors == []

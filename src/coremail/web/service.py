@@ -16,6 +16,7 @@ from ..proto.tls import CERT_NAME, KEY_NAME
 from ..services.login import Authenticator, FailureThrottle, LoginCache
 from ..services.mailboxes import Mailboxes
 from ..services.send import Sender
+from ..services.spamlearn import Learner
 from .app import create_app
 from .site import WebContext
 
@@ -26,6 +27,7 @@ class WebService:
         self.servers: list[uvicorn.Server] = []
         self.tasks: list[asyncio.Task] = []
         self.pipeline: Pipeline | None = None
+        self.learner: Learner | None = None
 
     def listeners(self) -> list[ListenerSpec]:
         listen = self.ctx.settings.listen
@@ -37,8 +39,11 @@ class WebService:
         auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"),
                              LoginCache(shared_dir=run / "logincache-web", key=ctx.login_key))
         self.pipeline = Pipeline(ctx.store, lambda: ctx.settings, log=ctx.log)
+        self.learner = Learner(ctx.store, ctx.log)
+        # The learner trains the intelligent score from moves in and out of Junk.
         mailboxes = Mailboxes(ctx.store, ctx.ingest,
-                              lambda: int(ctx.settings.limits.max_message_size))
+                              lambda: int(ctx.settings.limits.max_message_size),
+                              self.learner)
         web = WebContext(ctx, auth=auth, sender=Sender(self.pipeline, ctx.ingest),
                          mailboxes=mailboxes)
         app = create_app(web)
@@ -75,6 +80,8 @@ class WebService:
                 server.force_exit = True
         if self.pipeline is not None:
             self.pipeline.close()
+        if self.learner is not None:   # what users asked to learn is learnt before we go
+            await asyncio.to_thread(self.learner.wait_idle, min(timeout, 10.0))
         await self.ctx.close_ingest()
         self.ctx.log.info("web.stopped")
 

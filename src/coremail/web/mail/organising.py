@@ -16,6 +16,10 @@ from ..site import (Site, WebContext, local_path, redirect, render)
 from .common import signed
 
 TRASH = "Trash"
+JUNK = "Junk"
+# "Spam" and "Not spam" are moves into and out of Junk: the move trains the
+# intelligent score for this user (services.spamlearn), as an IMAP MOVE does.
+_SPAM_MOVES = {"spam": JUNK, "notspam": "INBOX"}
 PROTECTED = ("INBOX", "Sent", "Drafts", "Junk", "Trash")
 NOTICES = {"read": N_("Marked as read."), "unread": N_("Marked as unread."),
            "flag": N_("Flagged."), "unflag": N_("Flag removed."),
@@ -68,8 +72,9 @@ def organising_routes(site: Site, web: WebContext) -> list[Route]:
             flag, mode = _FLAGS[action]
             await web.run(web.mailboxes.set_flags, folder.id, uids, frozenset({flag}), mode)
             return redirect(_with_notice(back, action))
-        if action == "move" or action == "delete" and folder.name != TRASH:
-            dest = TRASH if action == "delete" else str(form.get("dest", ""))
+        if action in _SPAM_MOVES or action == "move" or action == "delete" and folder.name != TRASH:
+            dest = (TRASH if action == "delete" else _SPAM_MOVES.get(action)
+                    or str(form.get("dest", "")))
             try:
                 await web.run(lambda: web.mailboxes.move(user.id, folder.id, uids, dest))
             except MailboxError as e:
@@ -101,7 +106,7 @@ def organising_routes(site: Site, web: WebContext) -> list[Route]:
                 return redirect(site.root + "folders?done=created")
             if what == "empty":
                 f = await web.run(web.store.get_folder, user.id, name)
-                if f is not None and f.name in (TRASH, "Junk"):
+                if f is not None and f.name in (TRASH, JUNK):
                     await web.run(web.mailboxes.empty, f.id)
                 return redirect(site.root + "folder/" + quote(name, safe="") + "?done=emptied")
             if name in PROTECTED:
