@@ -42,6 +42,6 @@ def test_filter_test_reports_every_check_and_counts_nothing(admin):
     lines = report.lines(S)
     assert "RCPT TO:<amy@x.test>: 250 2.1.5 recipient <amy@x.test> ok" in lines
     assert f"  KEYWORD_SCORE_{rule.id} +9  the server's rule {rule.id}: keyword 'rolex'" in lines
-    assert "check fingerprint: nothing found" in lines and lines[-2] == \
-        "result: accepted (amy@x.test -> Junk)"
+    assert "check fingerprint: nothing found" in lines and \
+        "result: accepted (amy@x.test -> Junk)" in lines
     assert admin.list()[0].hits == 0
