@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
+from ..store.interfaces import StorageFull
 from .parser import SequenceSet, format_flags
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
@@ -75,7 +76,14 @@ class Mailbox:
         """The new UIDs that are this session's \\Recent ones."""
         if not new_uids or new_uids[-1] <= folder.recent_uid:   # all claimed already: no query
             return
-        mark = folder.recent_uid if self.readonly else store.claim_recent(self.folder_id, new_uids[-1])
+        mark = folder.recent_uid
+        if not self.readonly:
+            try:
+                mark = store.claim_recent(self.folder_id, new_uids[-1])
+            except StorageFull:
+                # A full disk must not stop anyone reading mail: the new
+                # messages are just not \Recent for this session.
+                mark = new_uids[-1]
         self.recent.update(u for u in new_uids if u > mark)
 
     def _append_rows(self, rows) -> None:

@@ -30,6 +30,10 @@ _EMAIL = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
 _HOST = re.compile(r"\b((?:[a-z0-9-]+\.)+[a-z]{2,})\b")
 _IP_LITERAL = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$|^[0-9a-f:]*:[0-9a-f:]*$")
 _IPV4 = re.compile(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.\d{1,3}\b")
+# A run of this many non-blank characters is cut: no word, address or host
+# is longer, and the address pattern would otherwise rescan a long run from
+# each of its characters (a 50 KB run took seconds).
+_LONG_RUN = re.compile(r"\S{256,}")
 _ADDR = re.compile(r"<?([^<>\s@]+@[^<>\s@]+?)>?(?:\s|$)")
 _WHOLE_HEADERS = ("x-mailer", "user-agent", "list-id", "precedence", "x-mailing-list",
                   "content-transfer-encoding", "mime-version", "importance", "x-priority",
@@ -95,6 +99,7 @@ def _text_tokens(text: str, out: dict[str, None]) -> None:
         _host_tokens("url", host.split("?")[0], out)
         return " "
 
+    text = _LONG_RUN.sub(lambda m: m.group()[:255] + " ", text)
     text = _URL.sub(url, text)
     for m in _EMAIL.finditer(text):
         _host_tokens("email", m.group(1), out)
