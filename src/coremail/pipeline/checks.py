@@ -111,6 +111,29 @@ class Message:
             return raw
 
 
+class LaterFlush:
+    """Writes a check's batched counts once, `delay` seconds after the first
+    count since the last write, on the pipeline's threads: a count per
+    message costs no store write on the SMTP path."""
+
+    def __init__(self, write: Callable[[], None], delay: float, executor: Executor | None):
+        self.write = write
+        self.delay = delay
+        self.executor = executor
+        self._timer: asyncio.TimerHandle | None = None
+
+    def schedule(self) -> None:
+        if self._timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timer = None
+            loop.run_in_executor(self.executor, self.write)
+
+        self._timer = loop.call_later(self.delay, fire)
+
+
 class MessageCheck(Protocol):
     name: str
     kind: str     # "list", "spam", "virus" or "policy" (see the module docstring)

@@ -21,7 +21,6 @@ this process's new counts go in one batched upsert every FLUSH seconds.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import threading
@@ -30,7 +29,7 @@ import zlib
 from concurrent.futures import Executor
 
 from ..store.interfaces import Store
-from .checks import CheckResult, Message, Score
+from .checks import CheckResult, LaterFlush, Message, Score
 from .verdict import Verdict
 
 BINS = 32                # MinHash values
@@ -138,7 +137,7 @@ class FingerprintCheck:
     def __init__(self, store: Store, executor: Executor | None = None):
         self.counter = Counter(store)
         self.executor = executor
-        self._flush: asyncio.TimerHandle | None = None
+        self._flush = LaterFlush(self.counter.flush, FLUSH, self.executor)
 
     async def __call__(self, msg: Message) -> CheckResult | None:
         a = msg.settings.antispam
@@ -155,7 +154,7 @@ class FingerprintCheck:
             seen = await msg.run(self.counter.count, keys, slot)
         else:
             seen = await msg.run(self._count_and_add, keys, slot)
-            self._schedule_flush()
+            self._flush.schedule()
         if seen < a.fingerprint_threshold:
             return None
         words = (f"{seen} similar message(s) within {a.fingerprint_window} "
@@ -168,16 +167,6 @@ class FingerprintCheck:
         self.counter.add(keys, slot)
         return seen
 
-    def _schedule_flush(self) -> None:
-        if self._flush is not None:
-            return
-        loop = asyncio.get_running_loop()
-
-        def flush() -> None:
-            self._flush = None
-            loop.run_in_executor(self.executor, self.counter.flush)
-
-        self._flush = loop.call_later(FLUSH, flush)
 
     def close(self) -> None:
         self.counter.flush()

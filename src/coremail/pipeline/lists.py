@@ -16,11 +16,10 @@ recipient's copy goes to Junk, unless every recipient refuses it).
 """
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import Executor
 
 from ..store.interfaces import FilterRule
-from .checks import CheckResult, Message, Score
+from .checks import CheckResult, LaterFlush, Message, Score
 from .envelope import Client, Envelope, Recipient
 from .rulebook import RuleBook, RuleSet, describe, rule_name
 from .verdict import Verdict
@@ -82,7 +81,7 @@ class ListCheck:
     def __init__(self, book: RuleBook, executor: Executor | None = None):
         self.book = book
         self.executor = executor
-        self._flush: asyncio.TimerHandle | None = None
+        self._flush = LaterFlush(self.book.flush, FLUSH_AFTER, self.executor)
 
     async def __call__(self, msg: Message) -> CheckResult | None:
         rules = self.book.cached() or await msg.run(self.book.load)
@@ -123,7 +122,7 @@ class ListCheck:
                     out.folders[key] = "Junk"
         if matched and not msg.dry_run:
             self.book.hit(matched)
-            self._schedule_flush()
+            self._flush.schedule()
         return out if matched or out.scores else None
 
     @staticmethod
@@ -154,13 +153,3 @@ class ListCheck:
             else:   # an ip/sender block that RCPT let through (an authenticated sender)
                 pass
 
-    def _schedule_flush(self) -> None:
-        if self._flush is not None:
-            return
-        loop = asyncio.get_running_loop()
-
-        def flush() -> None:
-            self._flush = None
-            loop.run_in_executor(self.executor, self.book.flush)
-
-        self._flush = loop.call_later(FLUSH_AFTER, flush)
