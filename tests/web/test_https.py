@@ -26,6 +26,8 @@ def test_sign_in_over_https_sets_a_secure_cookie(tls_web, browser):
     page = ctx.new_page()
     url = f"https://127.0.0.1:{tls_web.ports['https']}"
     page.goto(url + "/")
+    [pre] = [c for c in ctx.cookies() if c["name"] == "cm_signin"]    # the sign-in's CSRF pair
+    assert pre["secure"] and pre["httpOnly"] and pre["sameSite"] == "Strict"
     page.get_by_label("Email").fill("tia")
     page.get_by_label("Password").fill(PW)
     page.get_by_role("button", name="Sign in").click()

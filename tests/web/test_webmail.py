@@ -1,7 +1,8 @@
 """The webmail in Chromium: sign in (full address, bare local part, wrong
 password), the inbox, a message (marked \\Seen for IMAP at once), sending to
 another user through the same path as port 587, a hostile message that runs
-nothing, and a POST without its CSRF token refused. Screenshots of the pages
+nothing, and a POST without its CSRF token refused (the sign-in's too: a
+forged cross-site sign-in sets no session). Screenshots of the pages
 go to var/screenshots/ for a person to look at."""
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import urllib.parse
 import urllib.request
 
 import pytest
+
+from tests.support.home import ADMIN_PASSWORD
 
 from .conftest import shot
 
@@ -153,3 +156,66 @@ def test_a_post_without_the_csrf_token_is_refused(web, users, page):
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 403
     assert len(web.messages("bob@example.test")) == before
+
+
+def _post_sign_in(url: str, fields: dict, cookie: str = "") -> urllib.error.HTTPError:
+    req = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(),
+                                 headers={"Cookie": cookie} if cookie else {})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    return e.value
+
+
+def test_a_sign_in_post_without_its_token_is_refused_on_both_consoles(web, users):
+    for root, who, pw in (("/coremail/", "amy@example.test", PW),
+                          ("/webadmin/", "admin", ADMIN_PASSWORD)):
+        url = web.url + root + "login"
+        no_token = _post_sign_in(url, {"login": who, "password": pw})
+        with urllib.request.urlopen(url, timeout=10) as r:      # a real visit: cookie and form
+            [pre] = [c.split(";")[0] for c in r.headers.get_all("Set-Cookie")
+                     if c.startswith("cm_signin=")]
+        # the cookie of a real visit with a token that is not its own (or none)
+        wrong = _post_sign_in(url, {"login": who, "password": pw, "csrf": "x" * 32}, pre)
+        bare = _post_sign_in(url, {"login": who, "password": pw}, pre)
+        for e in (no_token, wrong, bare):
+            page = e.read().decode()
+            assert e.code == 403, root
+            assert "This sign-in form has expired or did not come from this site" in page
+            assert 'name="password"' in page and "Traceback" not in page   # the form again
+            assert not [c for c in e.headers.get_all("Set-Cookie") or []
+                        if c.startswith("cm_session=")]
+
+
+def test_a_forged_cross_site_sign_in_sets_no_session(web, users, page):
+    page.goto(web.url + "/coremail/login")
+    [pre] = [c for c in page.context.cookies() if c["name"] == "cm_signin"]
+    assert pre["httpOnly"] and pre["sameSite"] == "Strict" and not pre["secure"]
+    # another site's page posts the attacker's credentials to our sign-in
+    page.goto("about:blank")
+    page.set_content(f'<form method="post" action="{web.url}/coremail/login">'
+                     '<input name="login" value="bob@example.test">'
+                     f'<input name="password" value="{PW}"><input name="csrf" value="guess"></form>')
+    page.evaluate("document.forms[0].submit()")
+    page.wait_for_load_state()
+    assert "did not come from this site" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Email").input_value() == ""       # not the forger's address
+    assert not [c for c in page.context.cookies() if c["name"] == "cm_session"]
+    shot(page, "webmail-login-forged")
+    page.get_by_label("Email").fill("amy")        # the form shown with the refusal works
+    page.get_by_label("Password").fill(PW)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.url.endswith("/coremail/")
+    names = {c["name"] for c in page.context.cookies()}
+    assert "cm_session" in names and "cm_signin" not in names
+
+
+def test_the_administration_signs_in_with_the_same_form(web, users, page):
+    page.goto(web.url + "/webadmin/")
+    assert page.locator("h1").inner_text() == "Sign in to the administration"
+    assert page.locator(".brand .tag").inner_text() == "admin"
+    shot(page, "webadmin-login")
+    page.get_by_label("Email").fill("admin")
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.url == web.url + "/webadmin/"
+    assert page.locator("nav.side").count() == 1
