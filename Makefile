@@ -52,10 +52,13 @@ imaptest: $(IMAPTEST_BUILD)/bin/imaptest
 
 # The web pages' strings: re-extract them and merge them into every catalog
 # (then translate the new entries in src/coremail/web/locale/*/LC_MESSAGES/messages.po).
+# The address checker's reasons (AddressError templates) are shown on the pages too.
 WEB := src/coremail/web
+WEB_EXTRA := src/coremail/mail/address.py
 messages: install
-	$(BIN)/pybabel -q extract -F $(WEB)/babel.cfg --no-location --sort-output \
-		--msgid-bugs-address= --project=coremail -o $(WEB)/locale/messages.pot $(WEB)
+	$(BIN)/pybabel -q extract -F $(WEB)/babel.cfg --no-location --sort-output -k AddressError \
+		--msgid-bugs-address= --project=coremail -o $(WEB)/locale/messages.pot $(WEB) \
+		$(WEB_EXTRA)
 	$(BIN)/pybabel -q update -i $(WEB)/locale/messages.pot -d $(WEB)/locale --no-fuzzy-matching --ignore-obsolete
 
 lint: test-deps

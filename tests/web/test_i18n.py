@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir, extract_from_file
 from babel.messages.pofile import read_po
 
+from coremail.mail import address
 from coremail.web import i18n
 
 from .conftest import shot
@@ -24,6 +25,9 @@ def _extracted() -> set[str]:
     got = set()
     for _file, _line, msg, _comments, _ctx in extract_from_dir(str(WEB), method_map, options):
         got.add(msg if isinstance(msg, str) else msg[0])
+    # the address checker's reasons, shown next to a compose field (make messages' WEB_EXTRA)
+    keywords = {**DEFAULT_KEYWORDS, "AddressError": None}
+    got.update(m[1] for m in extract_from_file("python", address.__file__, keywords=keywords))
     return got
 
 
@@ -79,6 +83,17 @@ def test_the_chinese_ui_and_the_switch(web, users, browser):  # noqa: F811
     page.get_by_role("link", name="写邮件").click()
     assert page.get_by_role("button", name="保存草稿").is_visible()
     shot(page, "webmail-compose-zh")
+    # the address checker's reasons next to their fields, in Chinese; the text kept
+    page.get_by_label("收件人").fill("bad address@example.test")
+    page.get_by_label("抄送").fill("ann@example..test")
+    page.get_by_label("正文").fill("不要丢失这段文字")
+    page.get_by_role("button", name="发送").click()
+    assert page.locator("#to-error").inner_text() == "bad address@example.test: 用户名部分含有空格"
+    assert page.locator("#cc-error").inner_text() == (
+        "ann@example..test: 域名中有空的标签（连续两个点，或以点开头）")
+    assert page.get_by_label("正文").input_value() == "不要丢失这段文字"
+    assert "未发送：请检查下面标出的地址。" in page.locator(".flashes").inner_text()
+    shot(page, "webmail-compose-errors-zh")
     page.goto(web.url + "/coremail/settings")
     assert page.get_by_role("button", name="修改密码").is_visible()
     shot(page, "webmail-settings-zh")

@@ -33,7 +33,13 @@ _IPV4 = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
 
 
 class AddressError(ValueError):
-    """The address cannot be used; `str(err)` says why in plain words."""
+    """The address cannot be used; `str(err)` says why in plain words.
+    `template` and `params` are the same words for a front end that shows
+    them in another language (the web's catalogs extract every template)."""
+
+    def __init__(self, template: str, **params: object):
+        self.template, self.params = template, params
+        super().__init__(template.format(**params))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +71,7 @@ def normalise_domain(raw: str) -> str:
             return d
         if inner.lower().startswith("ipv6:") and _is_ipv6(inner[5:]):
             return "[" + inner.lower() + "]"
-        raise AddressError(f"the address literal {d} is not valid")
+        raise AddressError("the address literal {literal} is not valid", literal=d)
     if any(c in _SPACES for c in d):
         raise AddressError("the domain contains a space")
     if d.endswith("."):
@@ -78,16 +84,17 @@ def normalise_domain(raw: str) -> str:
         try:
             ascii_d = idna.encode(d, uts46=True).decode("ascii").lower()
         except idna.IDNAError as e:
-            raise AddressError(f"the domain {d!r} is not a valid domain name ({e})") from None
+            raise AddressError("the domain {domain!r} is not a valid domain name ({why})",
+                               domain=d, why=str(e)) from None
     if len(ascii_d) > MAX_DOMAIN:
         raise AddressError("the domain is too long (more than 253 characters)")
     for label in ascii_d.split("."):
         if len(label) > 63:
-            raise AddressError(f"the domain label {label[:20]}... is too long "
-                               "(more than 63 characters)")
+            raise AddressError("the domain label {label}... is too long (more than 63 "
+                               "characters)", label=label[:20])
         if not _LABEL.match(label):
-            raise AddressError(f"the domain label {label!r} is not allowed "
-                               "(letters, digits and inner hyphens only)")
+            raise AddressError("the domain label {label!r} is not allowed (letters, digits "
+                               "and inner hyphens only)", label=label)
     return ascii_d
 
 
@@ -156,9 +163,10 @@ def parse_address(raw: str, *, allow_quoted: bool = True, trim: bool = True) -> 
         raise AddressError("the local part (before the @) is empty")
     if local[0] in _SPACES or local[-1] in _SPACES:
         raise AddressError("there is a space before the @")
-    if domain[:1] in _SPACES or not domain:
-        raise AddressError("the domain (after the @) is empty" if not domain
-                           else "there is a space after the @")
+    if not domain:
+        raise AddressError("the domain (after the @) is empty")
+    if domain[:1] in _SPACES:
+        raise AddressError("there is a space after the @")
     if local.startswith('"'):
         if not allow_quoted:
             raise AddressError("quoted local parts are not allowed here")
@@ -176,7 +184,8 @@ def parse_address(raw: str, *, allow_quoted: bool = True, trim: bool = True) -> 
             raise AddressError("the local part has a misplaced dot (leading, trailing or doubled)")
         bad = sorted({c for c in local
                       if _unfit(c) or not re.match(rf"[{_ATEXT}.\u0080-\U0010ffff]", c)})
-        raise AddressError(f"the local part contains characters not allowed there: {''.join(bad)!r}")
+        raise AddressError("the local part contains characters not allowed there: {chars!r}",
+                           chars="".join(bad))
     if len(local.encode("utf-8")) > MAX_LOCAL:
         raise AddressError("the local part is longer than 64 octets")
     dom = normalise_domain(domain)

@@ -87,7 +87,8 @@ def check_recipients(values: dict[str, str]) -> tuple[dict[str, list[str]], dict
             try:
                 a = str(parse_address(addr))
             except AddressError as e:
-                errors.setdefault(field, f"{addr.strip()}: {e}")
+                # the checker's own words, in the reader's language
+                errors.setdefault(field, f"{addr.strip()}: {_(e.template).format(**e.params)}")
                 continue
             heads[field].append(f"{name} <{a}>" if name else a)
     return heads, errors
