@@ -16,6 +16,7 @@ import pytest
 
 from coremail.config import Settings, load_settings
 from coremail.dns import Resolver
+from coremail.mail.dkimkeys import list_keys
 from coremail.proto.tls import make_self_signed
 from coremail.services.doctor_dns import DnsChecks
 from coremail.services.settings import set_value
@@ -42,11 +43,21 @@ class System:
         assert found, f"no {check!r} line in:\n" + "\n".join(lines)
         return found[0]
 
-    def publish_all(self) -> None:
+    def publish_all(self, dkim: bool = True) -> None:
         z = self.zone
         z.mx(DOMAIN, (10, HOST))
         z.txt(DOMAIN, "v=spf1 mx -all")
         z.txt(f"_dmarc.{DOMAIN}", "v=DMARC1; p=none")
+        for k in list_keys(self.home.path, DOMAIN):
+            if dkim:
+                self.publish_dkim(k.selector, k.record())
+            else:
+                z.delete(f"{k.selector}._domainkey.{DOMAIN}")
+
+    def publish_dkim(self, selector: str, record: str) -> None:
+        """One TXT record, in 255-octet strings as a zone file has it."""
+        parts = [record[i:i + 255] for i in range(0, len(record), 255)]
+        self.zone.set(f"{selector}._domainkey.{DOMAIN}", "TXT", '"' + '" "'.join(parts) + '"')
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +113,33 @@ def test_missing_mx_then_mx_elsewhere_then_fixed(system):
     assert system.line(lines, "queue") == "ok   queue: the outbound queue is empty"
     assert system.line(lines, "certificate issuer").startswith("warn")   # self-signed at init
     assert lines[-1].endswith("0 failed, 1 warnings")
+
+
+def test_dkim_records_missing_then_another_key_then_published(system):
+    system.publish_all(dkim=False)
+    keys = list_keys(system.home.path, DOMAIN)
+    assert {k.kind for k in keys if k.active} == {"rsa", "ed25519"}
+    code, lines = system.doctor()
+    dkim = [ln for ln in lines if f" dkim {DOMAIN}:" in ln]
+    assert code == 1 and len(dkim) == len(keys) and all(ln.startswith("fail") for ln in dkim)
+    rsa = next(k for k in keys if k.kind == "rsa")
+    name = f"{rsa.selector}._domainkey.{DOMAIN}"
+    assert any(f"{name} publishes no DKIM key, but selector {rsa.selector} signs mail now: "
+               f"receivers cannot verify the signatures of mail from {DOMAIN}" in ln
+               and f"to do: publish `{name}." in ln for ln in dkim), dkim
+    system.publish_all()
+    other = "v=DKIM1; k=rsa; p=" + "A" * 300       # someone else's key at our selector
+    system.publish_dkim(rsa.selector, other)
+    code, lines = system.doctor()
+    bad = [ln for ln in lines if f" dkim {DOMAIN}:" in ln and ln.startswith("fail")]
+    assert code == 1 and len(bad) == 1 and "holds another key than the one this server " \
+        "signs with" in bad[0] and "replace it" in bad[0]
+    system.publish_all()
+    code, lines = system.doctor()
+    dkim = [ln for ln in lines if f" dkim {DOMAIN}:" in ln]
+    assert code == 0 and all(ln.startswith("ok") for ln in dkim), dkim
+    assert any(f"{name} publishes this server's RSA 2048 key (signs mail now)" in ln
+               for ln in dkim)
 
 
 def test_a_stopped_service_fails_and_says_how_to_start_it(system):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from coremail.proto.tls import make_self_signed
 from coremail.services.settings import set_value
 from coremail.services.trace import MessageTrace, render_all
 from coremail.store.sql.store import SqlStore
@@ -109,7 +110,14 @@ def system(tmp_path_factory):
     root = tmp_path_factory.mktemp("trace")
     port = _port_free_on("127.0.0.2", "127.0.0.1")
     sink = Sink(ip="127.0.0.2", port=port)          # down at first: "down.test" and "fwd.test"
-    mx = PostfixMX(domain="refuse.test", users=["bob"], ip="127.0.0.1", port=port).start()
+    mx = PostfixMX(domain="refuse.test", users=["bob"], ip="127.0.0.1", port=port)
+    # This one offers STARTTLS (the attempt then says "over TLS"); smtp-sink does not.
+    cert, key = make_self_signed(mx.root / "tls", "mx.refuse.test")
+    for f in (mx.root / "tls", cert, key):
+        f.chmod(0o755 if f.is_dir() else 0o644)
+    mx.extra = {"smtpd_tls_security_level": "may", "smtpd_tls_cert_file": str(cert),
+                "smtpd_tls_key_file": str(key)}
+    mx.start()
     zone = ZoneServer().start()
     for domain, ip in (("down.test", "127.0.0.2"), ("fwd.test", "127.0.0.2"),
                        ("refuse.test", "127.0.0.1")):
@@ -186,8 +194,8 @@ def test_down_remote_queued_attempts_then_delivered_after_flush(system):
     system.sink.start()
     r = system.home.coremail("queue", "flush", check=True)
     assert "1 message(s)" in r.stdout
-    out = system.until(qid, "delivered to <a@down.test> by mx.down.test [127.0.0.2], which "
-                       "replied 250")
+    out = system.until(qid, "delivered to <a@down.test> by mx.down.test [127.0.0.2], without "
+                       "TLS, which replied 250")   # smtp-sink offers no STARTTLS
     assert out.index("attempt 1") < out.index("which replied 250")
 
 
@@ -195,7 +203,7 @@ def test_remote_550_bounces_to_the_sender(system):
     qid, _ = system.send(ANN, ["nobody@refuse.test"], "bounce-1@example.test", submit=True)
     for i, query in enumerate((qid, "<bounce-1@example.test>", "nobody@refuse.test", ANN)):
         out = system.until(query, "attempt 1 for <nobody@refuse.test> via mx.refuse.test "
-                           "[127.0.0.1]: refused for good: 550 5.1.1",
+                           "[127.0.0.1], over TLS: refused for good: 550 5.1.1",
                            "bounced: <nobody@refuse.test> could not be delivered; a report "
                            f"(DSN) was sent to <{ANN}> as", cli=not i)
     bounce = re.search(r"a report \(DSN\) was sent to <\S+> as (\S+)", out).group(1)

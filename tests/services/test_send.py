@@ -53,3 +53,28 @@ async def test_the_sender_rule_of_587_holds(world, sender):
     r = await sender.send(amy, ip="192.0.2.7", sender="amy@example.test",
                           recipients=["x@far.test"], content=MSG)
     assert (r.verdict.code, r.verdict.enhanced) == (552, "5.3.4")
+
+
+async def test_a_webmail_send_is_in_the_trace_like_smtp_intake(world):
+    from coremail.obs.trace import Tracer
+    from coremail.services.trace import MessageTrace
+    tracer = Tracer(world.store.trace_add, service="web")
+    pipe = Pipeline(world.store, lambda: world.settings, log=world.log)
+    try:
+        amy, _ = world.user("amy@example.test"), world.user("bob@example.test")
+        r = await Sender(pipe, world.ingest, tracer).send(
+            amy, ip="192.0.2.7", sender="amy@example.test",
+            recipients=["bob@example.test", "x@far.test"], content=MSG)
+        tracer.flush()
+    finally:
+        pipe.close()
+        tracer.close()
+    [story] = MessageTrace(world.store).find(r.qid)
+    kinds = [e.kind for e in story.events]
+    assert kinds[0] == "received" and "delivered" in kinds and kinds[-1] == "queued"
+    got = story.events[0]
+    assert got.text == ("received from the webmail (a browser at 192.0.2.7), signed in as "
+                        "amy@example.test: <amy@example.test> to <bob@example.test>, "
+                        f"<x@far.test>, {len(MSG)} bytes")
+    assert got.details["listener"] == "webmail" and got.details["subject"] == "plans"
+    assert got.service == "web"

@@ -14,7 +14,8 @@ from coremail.smtpd.engine import Session
 from coremail.smtpd.handler import SessionState
 from coremail.smtpd.tracing import SmtpTrace
 
-CONTENT = b"Message-ID: <m1@remote.test>\r\nSubject: x\r\n\r\nhello\r\n"
+CONTENT = (b"Message-ID: <m1@remote.test>\r\nSubject: =?UTF-8?B?5Y+R56Wo?= for\r\n"
+           b" May\r\n\r\nhello\r\n")
 
 
 def _setup():
@@ -40,7 +41,9 @@ def test_checks_scores_are_one_event_in_words():
     kinds = {e.kind: e for e in got}
     assert set(kinds) == {"received", "checks"}
     c = kinds["checks"]
-    assert c.text == ("checks: score 1.5: SPF_FAIL +2.5 (the sender's domain does not allow "
+    assert kinds["received"].details["subject"] == "发票 for May"   # decoded, unfolded
+    assert c.details["verdict"] == "accept"
+    assert c.text == ("checks: score 1.5, delivered as usual: SPF_FAIL +2.5 (the sender's domain does not allow "
                       "this address); BAYES_00 -1 (looks like this user's good mail); "
                       "not checked: virus: no answer within 20 s")
     assert c.details["scores"][0] == {"name": "SPF_FAIL", "points": 2.5,

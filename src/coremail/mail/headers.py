@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from .envelope import decode_words
+
 # Received + Delivered-To lines beyond this mean a mail loop (RFC 5321 6.3
 # says 100 is surely too many; real paths have fewer than 20, and a loop found
 # sooner bounces sooner).
@@ -65,3 +67,16 @@ def message_id(data: bytes, limit: int = 65536) -> str:
     header = header_section(data[:limit]) or b""
     m = _MESSAGE_ID.search(header)
     return m.group(1).decode("utf-8", "replace") if m else ""
+
+
+_SUBJECT = re.compile(rb"^subject[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+def subject(data: bytes, limit: int = 65536) -> str:
+    """The Subject of a raw message, unfolded and decoded, or "" (for the trace)."""
+    header = header_section(data[:limit]) or b""
+    m = _SUBJECT.search(header)
+    if not m:
+        return ""
+    raw = b" ".join(m.group(1).split()).decode("utf-8", "replace")
+    return " ".join(decode_words(raw).split())[:300]

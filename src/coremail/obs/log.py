@@ -5,18 +5,16 @@ acceptance) and every line of a connection `sid=`, so that one grep follows a
 message through smtp, deliveragent, pop3 and imap: the message trace reads
 these lines. Services write to stderr, which the supervisor points at
 DIR/logs/SERVICE.log. A service process writes through a `LogWriter`: the
-caller only queues the event, and one thread formats and writes whatever has
-queued up in one write, so no event loop waits on a log file.
+caller only queues the event, and one thread (obs.batch) formats and writes
+whatever has queued up in one write, so no event loop waits on a log file.
 """
 from __future__ import annotations
 
-import os
-import queue
 import sys
-import threading
 import time
-import weakref
 from typing import IO, Any
+
+from .batch import BatchThread
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
@@ -38,82 +36,24 @@ def format_event(service: str, level: str, event: str, fields: dict[str, Any],
     return " ".join(parts)
 
 
-# Writers with a thread, told about a fork: the interpreter's at-fork hooks
-# are process-wide, so this registry is too (weak: it keeps no writer alive).
-_WRITERS: "weakref.WeakSet[LogWriter]" = weakref.WeakSet()
-
-
-def _after_fork() -> None:
-    for w in list(_WRITERS):
-        w._forked()
-    _WRITERS.clear()
-
-
-os.register_at_fork(after_in_child=_after_fork)
-
-
-class LogWriter:
-    """Events queued by any thread, written in order by one thread. Started
-    on first use, so a process that forks before logging gets its own."""
+class LogWriter(BatchThread):
+    """Events queued by any thread, written in order by one thread in one
+    write per batch (obs.batch: started on first use, again after a fork)."""
 
     BATCH = 4096
     PAUSE = 0.05   # seconds; a line reaches the file at most this much later
+    NAME = "log-writer"
 
     def __init__(self, stream: IO[str]):
+        super().__init__()
         self.stream = stream
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
 
-    def put(self, item: tuple) -> None:
-        if self._thread is None:
-            self._start()
-        self._q.put(item)
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
-                self._thread.start()
-                _WRITERS.add(self)
-
-    def _forked(self) -> None:
-        """In a child after fork(): the thread did not come along; the next
-        event starts one, and the parent's unwritten lines stay the parent's."""
-        self._q = queue.SimpleQueue()
-        self._thread = None
-        self._lock = threading.Lock()
-
-    def _run(self) -> None:
-        q = self._q
-        while True:
-            item = q.get()
-            # Let a busy process queue up more: one write (and one wake-up of
-            # this thread, one hand-over of the GIL) per PAUSE, not per event.
-            time.sleep(self.PAUSE)
-            batch = [item]
-            while len(batch) < self.BATCH:
-                try:
-                    batch.append(q.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(b is None for b in batch)
-            lines = [format_event(*b) + "\n" for b in batch if b is not None]
-            try:
-                self.stream.write("".join(lines))
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass  # a log that cannot be written must never stop mail
-            if stop:
-                return
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued (call before the process exits)."""
-        t = self._thread
-        if t is not None and t.is_alive():
-            self._q.put(None)
-            t.join(timeout)
-        self._thread = None
+    def handle(self, batch) -> None:
+        try:
+            self.stream.write("".join(format_event(*b) + "\n" for b in batch))
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a log that cannot be written must never stop mail
 
 
 class Log:

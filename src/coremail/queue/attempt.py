@@ -232,15 +232,16 @@ async def _send_in_slot(agent: Attempts, entry: QueueEntry, limit_key: str, rout
                 agent.trace.attempt(entry, addrs, target.hostname, target.address, e.text,
                                     "deferred")
                 continue
-            by_reply: dict[tuple[str, str], list[str]] = defaultdict(list)
+            by_reply: dict[tuple[str, str, bool | None], list[str]] = defaultdict(list)
             for a, r in got.items():
-                by_reply[(r.state, r.diagnostic)].append(a)
-            for (state, reply), rcpts in by_reply.items():
+                by_reply[(r.state, r.diagnostic, r.tls)].append(a)
+            for (state, reply, tls), rcpts in by_reply.items():
                 agent.log.info("delivery", qid=entry.id, rcpt=",".join(rcpts),
                                host=target.hostname, ip=target.address, reply=reply,
-                               result=state, delay=_delay(entry),
+                               result=state, tls="yes" if tls else "no", delay=_delay(entry),
                                took=f"{time.monotonic() - t0:.3f}")
-                agent.trace.attempt(entry, rcpts, target.hostname, target.address, reply, state)
+                agent.trace.attempt(entry, rcpts, target.hostname, target.address, reply, state,
+                                    tls=tls)
             return got, {}
     assert last is not None and last_target is not None
     r = Result("deferred", last.status, last.text, last_target.hostname, last_target.address)

@@ -34,20 +34,22 @@ class QueueTrace:
                          details=details)
 
     def attempt(self, entry: QueueEntry, rcpts: list[str], host: str, ip: str, reply: str,
-                state: str) -> None:
-        """One try of one host (or of the route to it) for these recipients."""
+                state: str, tls: bool | None = None) -> None:
+        """One try of one host (or of the route to it) for these recipients;
+        ``tls``: whether the session used STARTTLS (None: no session)."""
         if not self.tracer.enabled():
             return
         who = ", ".join(f"<{a}>" for a in rcpts)
         where = f"{host} [{ip}]" if host else "no mail server"
+        how = "" if tls is None else (", over TLS" if tls else ", without TLS")
         n = entry.attempts + 1
         if state == "sent":
-            self._emit("sent", entry, rcpts, f"delivered to {who} by {where}, which replied "
-                       f"{reply}", host=host, ip=ip, reply=reply, attempt=n)
+            self._emit("sent", entry, rcpts, f"delivered to {who} by {where}{how}, which "
+                       f"replied {reply}", host=host, ip=ip, reply=reply, attempt=n, tls=tls)
             return
-        self._emit("attempt", entry, rcpts, f"attempt {n} for {who} via {where}: "
+        self._emit("attempt", entry, rcpts, f"attempt {n} for {who} via {where}{how}: "
                    f"{_STATE.get(state, state)}: {reply}", host=host, ip=ip, reply=reply,
-                   state=state, attempt=n)
+                   state=state, attempt=n, tls=tls)
 
     def local(self, entry: QueueEntry, stored: list, results: dict[str, Result]) -> None:
         """A queued message for our own recipients: the copies stored, the refusals."""

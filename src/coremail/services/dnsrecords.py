@@ -57,6 +57,16 @@ def spf_value(ip: str | None) -> str:
     return f"v=spf1 {mech} -all"
 
 
+def dkim_record(k: DkimKey) -> Record:
+    """The TXT record that publishes one DKIM key (`coremail doctor` checks it too)."""
+    state = ("signs mail now" if k.active else
+             "retired: keep it published until no mail signed with it can still be in "
+             f"transit (a few days), then `coremail dns {k.domain} --remove {k.selector}`")
+    return Record(f"{k.selector}._domainkey.{k.domain}.", "TXT", txt_value(k.record()),
+                  f"DKIM public key ({'RSA 2048' if k.kind == 'rsa' else 'Ed25519'},"
+                  f" selector {k.selector}): {state}")
+
+
 def records(home: Path, settings: Settings, domain: str, ip: str | None = None) -> list[Record]:
     domain = domain.strip().lower().rstrip(".")
     host = settings.server.hostname.rstrip(".")
@@ -70,13 +80,7 @@ def records(home: Path, settings: Settings, domain: str, ip: str | None = None) 
                           "record names"))
     out.append(Record(f"{domain}.", "TXT", txt_value(spf_value(ip)),
                       f"SPF: only this server sends mail for {domain}"))
-    for k in keys:
-        state = ("signs mail now" if k.active else
-                 "retired: keep it published until no mail signed with it can still be in "
-                 f"transit (a few days), then `coremail dns {domain} --remove {k.selector}`")
-        out.append(Record(f"{k.selector}._domainkey.{domain}.", "TXT", txt_value(k.record()),
-                          f"DKIM public key ({'RSA 2048' if k.kind == 'rsa' else 'Ed25519'},"
-                          f" selector {k.selector}): {state}"))
+    out += [dkim_record(k) for k in keys]
     out.append(Record(f"_dmarc.{domain}.", "TXT", txt_value(
         f"v=DMARC1; p=quarantine; adkim=r; aspf=r; rua=mailto:postmaster@{domain}"),
         "DMARC: receivers put mail that fails SPF and DKIM alignment for "

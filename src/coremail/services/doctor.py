@@ -21,7 +21,7 @@ from typing import Callable
 from ..config import Settings
 from ..dns import Resolver
 from ..store.interfaces import Store
-from .doctor_dns import DnsChecks, Expected
+from .doctor_dns import DnsChecks
 from .doctor_result import Finding, fail, ok, warn
 from .queue import age, in_words
 
@@ -42,13 +42,12 @@ def _size(n: float) -> str:
 
 class Doctor:
     def __init__(self, home: Path, settings: Settings, store: Store, *,
-                 status: Callable[[], dict] | None = None, expected: Expected | None = None,
+                 status: Callable[[], dict] | None = None,
                  resolver: Resolver | None = None):
         self.home = Path(home)
         self.settings = settings
         self.store = store
         self.status = status
-        self.expected = expected
         self.resolver = resolver
 
     def run(self, *, domains: list[str] | None = None, probe: str | None = None
@@ -61,7 +60,7 @@ class Doctor:
         local = domains or await asyncio.to_thread(
             lambda: [d.name for d in self.store.list_domains()])
         res = self.resolver or Resolver.from_settings(self.settings)
-        out += await DnsChecks(self.settings, res, local, self.expected).run()
+        out += await DnsChecks(self.settings, res, local, self.home).run()
         out += await asyncio.to_thread(self.storage)
         out.append(await asyncio.to_thread(self.queue))
         out += await asyncio.to_thread(self.certificate)

@@ -1,6 +1,6 @@
 """The DNS half of `coremail doctor`: the resolver, each local domain's MX,
 the server's name and addresses, reverse DNS (PTR, forward-confirmed), the
-configured DNSBLs, and the SPF, DKIM and DMARC records. Each check returns
+configured DNSBLs, and the SPF and DMARC records (DKIM: doctor_dkim.py). Each check returns
 `Finding`s in words with what to do; DNS trouble is a finding, never an
 exception. Asked through the one resolver (coremail.dns), which honours
 delivery.nameservers.
@@ -10,18 +10,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from typing import Callable
+from pathlib import Path
 
 from ..config import Settings
 from ..dns import Resolver
 from ..dns.names import reverse_name
 from ..dns.resolver import Status
+from .doctor_dkim import dkim_findings
 from .doctor_result import Finding, fail, ok, warn
-
-# A callable the DNS helper (`coremail dns`) may supply: the (type, name,
-# value) records a domain should publish, to compare with what is published.
-Expected = Callable[[str], list[tuple[str, str, str]]]
-
 
 def is_local_address(ip: str) -> bool:
     """Does this machine hold ``ip``? Binding to it succeeds only if so."""
@@ -36,11 +32,11 @@ def is_local_address(ip: str) -> bool:
 
 class DnsChecks:
     def __init__(self, settings: Settings, resolver: Resolver, domains: list[str],
-                 expected: Expected | None = None):
+                 home: Path | None = None):
         self.settings = settings
         self.res = resolver
         self.domains = domains
-        self.expected = expected
+        self.home = home    # where the DKIM keys are (none: no DKIM lines)
         self.hostname = settings.server.hostname.lower().rstrip(".")
         self.addresses: list[str] = []   # of the hostname: where our mail comes from
 
@@ -182,17 +178,8 @@ class DnsChecks:
                             f"`coremail dns {domain}`)"))
         else:
             out.append(ok(f"dmarc {domain}", f"{domain} publishes DMARC: {dmarc[0]}"))
-        for rtype, name, value in (self.expected(domain) if self.expected else []):
-            if "._domainkey." not in name:
-                continue
-            got = await self.res.lookup(name, rtype)
-            have = [" ".join(str(r).split()) for r in got.records]
-            if " ".join(value.split()) in have:
-                out.append(ok(f"dkim {domain}", f"{name} publishes the DKIM key"))
-            else:
-                out.append(fail(f"dkim {domain}", f"{name} does not publish this server's "
-                                "DKIM key: receivers cannot verify our signatures",
-                                f"publish the record `coremail dns {domain}` prints"))
+        if self.home is not None:
+            out.extend(await dkim_findings(self.home, self.res, domain))
         return out
 
     def _spf_names_us(self, record: str) -> bool:

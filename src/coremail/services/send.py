@@ -1,13 +1,15 @@
 """Sending a message as a logged-in user without SMTP (the webmail): the
 same verdicts as port 587 (sender rule, each recipient, the message checks,
-limits and quota), the same ingest path and queue, and a copy in the user's
-Sent folder. Refusals come back per recipient, in the pipeline's words, so
+limits and quota), the same ingest path and queue, the same message trace
+events, and a copy in the user's Sent folder. Refusals come back per recipient, in the pipeline's words, so
 the page can show each next to its field."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from ..ingest import Ingest, Job, LocalCopy, new_qid
+from ..obs.trace import NullTracer, Tracer
+from ..pipeline.intake_trace import IntakeTrace
 from ..pipeline.envelope import Client, Envelope
 from ..pipeline.rules import Pipeline
 from ..pipeline.verdict import Verdict, stored_verdict
@@ -27,9 +29,10 @@ class SendResult:
 
 
 class Sender:
-    def __init__(self, pipeline: Pipeline, ingest: Ingest):
+    def __init__(self, pipeline: Pipeline, ingest: Ingest, tracer: Tracer | None = None):
         self.pipeline = pipeline
         self.ingest = ingest
+        self.trace = IntakeTrace(tracer or NullTracer())
 
     async def send(self, user: User, *, ip: str, sender: str, recipients: list[str],
                    content: bytes, sent_folder: str | None = "Sent",
@@ -56,7 +59,10 @@ class Sender:
         if not env.recipients:
             return SendResult(Verdict(554, "5.5.1", "the message has no recipients"))
         decision = await self.pipeline.check_message(client, env, content, len(content))
+        seen = dict(ip=ip, helo=helo, tls=True, user=user.address, listener="webmail")
         if not decision.verdict.ok:
+            self.trace.message("s:web." + new_qid(), seen, env, decision.verdict, False,
+                               decision, None, content, len(content))
             return SendResult(decision.verdict)
         qid = new_qid()
         trace = self.ingest.trace(qid=qid, sender=env.sender_text, helo=helo, ip=ip, tls=True,
@@ -71,6 +77,10 @@ class Sender:
                                         )])
         done = await self.ingest.submit(job)
         result = SendResult(stored_verdict(done), qid=qid if done.accepted else "")
+        # Recorded as SMTP records its intake (pipeline.intake_trace).
+        self.trace.message(qid if done.accepted else "s:web." + qid, seen, env,
+                           result.verdict, done.accepted, decision, done, content,
+                           len(content))
         if copy is not None and done.accepted:
             result.saved = (await self.ingest.submit(copy)).accepted
         return result

@@ -30,6 +30,7 @@ class Connection:
 
     client: aiosmtplib.SMTP
     key: tuple
+    tls: bool = False      # STARTTLS done
     opened: float = field(default_factory=time.monotonic)
     used: float = field(default_factory=time.monotonic)
     messages: int = 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiosmtplib
 from aiosmtplib import errors as smtperr
@@ -41,6 +41,7 @@ class Result:
     diagnostic: str
     host: str = ""
     ip: str = ""
+    tls: bool | None = None    # did the connection use STARTTLS (None: no connection)
 
     @property
     def text(self) -> str:
@@ -106,7 +107,7 @@ async def send(target: Target, *, helo: str, sender: str, recipients: Sequence[s
         results, reusable = await _transact(conn.client, target, sender, recipients, data,
                                             on_accepted)
         conn.messages += 1
-        return results
+        return {a: replace(r, tls=conn.tls) for a, r in results.items()}
     finally:
         if cache is None:
             await quit_and_close(conn.client)
@@ -155,6 +156,7 @@ async def _open(target: Target, key: tuple, helo: str, connect_timeout: float,
         raise HostFailed("4.4.1", f"could not connect to {_where(target)}: "
                          f"{_reason(e)}") from None
     stage = "EHLO"
+    encrypted = False
     try:
         try:
             await client.ehlo()
@@ -166,6 +168,7 @@ async def _open(target: Target, key: tuple, helo: str, connect_timeout: float,
                 await client.starttls(tls_context=tls, validate_certs=False)
             except (ssl.SSLError, smtperr.SMTPException, OSError) as e:
                 raise _TLSFailed(f"TLS with {_where(target)} failed: {_reason(e)}") from None
+            encrypted = True
             await client.ehlo()
     except _TLSFailed:
         client.close()
@@ -174,7 +177,7 @@ async def _open(target: Target, key: tuple, helo: str, connect_timeout: float,
         await quit_and_close(client)
         raise HostFailed("4.4.2", f"lost connection with {_where(target)} during {stage}: "
                          f"{_reason(e)}") from None
-    return Connection(client, key)
+    return Connection(client, key, tls=encrypted)
 
 
 async def _transact(client: aiosmtplib.SMTP, target: Target, sender: str,

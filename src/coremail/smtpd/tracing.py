@@ -10,15 +10,13 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from ..mail.headers import message_id
 from ..obs.trace import TraceEvent, Tracer
 from ..pipeline.decide import Decision
+from ..pipeline.intake_trace import IntakeTrace, client_words
 from ..pipeline.envelope import Envelope
 from ..pipeline.verdict import Verdict
 from .engine import Session
 
-_LISTENERS = {"smtp": "port 25 (MX)", "submission": "the submission port",
-              "smtps": "the TLS submission port"}
 _TRANSACTIONS = itertools.count(1)
 
 
@@ -33,16 +31,10 @@ def _client(session: Session, st: Any) -> dict:
                 listener=session.listener)
 
 
-def _from_words(c: dict) -> str:
-    words = f"from {c['helo'] or 'a client that sent no HELO'} [{c['ip']}] on " \
-            f"{_LISTENERS.get(c['listener'], c['listener'])}, " \
-            f"{'with TLS' if c['tls'] else 'without TLS'}"
-    return words + (f", logged in as {c['user']}" if c["user"] else ", not logged in")
-
-
 class SmtpTrace:
     def __init__(self, tracer: Tracer):
         self.tracer = tracer
+        self.intake = IntakeTrace(tracer)
 
     def _on(self) -> bool:
         return self.tracer.enabled()
@@ -52,7 +44,7 @@ class SmtpTrace:
             return
         c = _client(session, st)
         self.tracer.emit("refused", _ref(session),
-                         f"refused at MAIL FROM <{sender}> {_from_words(c)}: we replied {v}",
+                         f"refused at MAIL FROM <{sender}> {client_words(c)}: we replied {v}",
                          sender=sender, details={**c, "step": "MAIL FROM", "reply": str(v)})
 
     def recipient(self, st: Any, sender: str, raw: str, v: Verdict) -> None:
@@ -72,68 +64,18 @@ class SmtpTrace:
             c = _client(session, st)
             for e in st.trace:
                 e.qid = ref
-                e.text = f"{e.text} ({_from_words(c)})"
+                e.text = f"{e.text} ({client_words(c)})"
                 e.details.update(c)
                 self.tracer.put(e)
             st.trace.clear()
 
     def message(self, session: Session, st: Any, env: Envelope, v: Verdict, qid: str,
                 decision: Decision, job: Any, content: bytes, size: int) -> None:
-        """The end of DATA: received or refused, the checks, where it went."""
+        """The end of DATA: received or refused, the checks, where it went
+        (pipeline.intake_trace, the words the webmail's sending shares)."""
         if not self._on():
             st.trace.clear()
             return
-        ref = qid or _ref(session)
-        common = dict(message_id=message_id(content), sender=env.sender_text,
-                      recipients=tuple(str(r.address) for r in env.recipients))
-        c = _client(session, st)
-        emit = self.tracer.emit
-        for e in st.trace:
-            e.qid, e.message_id = ref, common["message_id"]
-            e.details.update(c)
-            self.tracer.put(e)
-        st.trace.clear()
-        rcpts = ", ".join(f"<{a}>" for a in common["recipients"]) or "nobody"
-        what = f"<{env.sender_text}> to {rcpts}, {size} bytes"
-        if qid:
-            emit("received", ref, f"received {_from_words(c)}: {what}", **common,
-                 details={**c, "size": size})
-        self._checks(ref, decision, common)
-        if not v.ok or not qid:
-            emit("refused", ref, f"refused at the end of DATA {_from_words(c)}: {what}; "
-                 f"we replied {v}", **common, details={**c, "step": "DATA", "reply": str(v),
-                                                       "size": size})
-            return
-        for copy, _ in job.stored:
-            emit("delivered", ref, f"delivered to the mailbox of {copy.user.address}, "
-                 f"folder {copy.folder}", **common,
-                 details={"mailbox": copy.user.address, "folder": copy.folder})
-        for copy, err in job.failed:
-            emit("refused", ref, f"not delivered to the mailbox of {copy.user.address}: "
-                 f"{err.code} {err.enhanced} {err.text}; the sender gets a report",
-                 **common, details={"mailbox": copy.user.address,
-                                    "reply": f"{err.code} {err.enhanced} {err.text}"})
-        for r in env.recipients:
-            if r.remote and not r.relay:
-                kept = "a copy kept in the mailbox" if r.users else "no copy kept"
-                emit("forwarded", ref, f"<{r.address}> forwarded to "
-                     f"{', '.join(r.remote)} ({kept})", **common,
-                     details={"address": str(r.address), "to": list(r.remote),
-                              "kept": bool(r.users)})
-        if job.queued:
-            emit("queued", ref, f"queued for delivery to {', '.join(job.remote)}", **common,
-                 details={"to": list(job.remote)})
-
-    def _checks(self, ref: str, decision: Decision, common: dict) -> None:
-        """Every check's result and score (the hook the message checks fill:
-        each `Score` of the decision, with its words)."""
-        scores = [{"name": s.name, "points": s.points, "words": s.words}
-                  for s in decision.scores]
-        if not scores and not decision.skipped:
-            return
-        parts = [f"{s['name']} {s['points']:+g} ({s['words']})" for s in scores]
-        parts += [f"not checked: {why}" for why in decision.skipped]
-        self.tracer.emit("checks", ref, f"checks: score {decision.score:g}: "
-                         + "; ".join(parts), **common,
-                         details={"score": decision.score, "scores": scores,
-                                  "skipped": list(decision.skipped)})
+        held, st.trace = st.trace, []
+        self.intake.message(qid or _ref(session), _client(session, st), env, v, bool(qid),
+                            decision, job, content, size, held)

@@ -418,8 +418,9 @@ class Store(Protocol):
 
     # -- the message trace (obs.trace): events written in batches; found by a
     # queue id, Message-ID or address (any case, "<>" optional): every event
-    # of the `limit` newest messages with that key since `since`, oldest first.
+    # of the `limit` newest messages with that key seen between `since` and
+    # `until`, oldest first; subject words are keys too (store.trace_keys).
     def trace_add(self, events: Sequence[TraceEvent]) -> None: ...
-    def trace_find(self, term: str, *, since: float = 0.0, limit: int = 50
-                   ) -> list[TraceEvent]: ...
+    def trace_find(self, term: str, *, since: float = 0.0, until: float | None = None,
+                   limit: int = 50) -> list[TraceEvent]: ...
     def trace_purge(self, before: float) -> int: ...   # events older than `before`; how many

@@ -23,6 +23,7 @@ from .mail.counts import FolderCounts
 from .mail.organising import organising_routes
 from .mail.reading import reading_routes
 from .mail.settings import settings_routes
+from .mail.whereis import whereis_routes
 from .mail.writing import writing_routes
 from .signin import signin_routes
 from .site import WebContext, language_switch, secure_headers, unavailable
@@ -61,7 +62,7 @@ def create_app(web: WebContext) -> Starlette:
 
     routes = [Route("/", root), Route("/coremail/lang/{code}", language_switch),
               *signin_routes(mail, web), *reading_routes(mail, web), *organising_routes(mail, web),
-              *writing_routes(mail, web), *settings_routes(mail, web),
+              *writing_routes(mail, web), *settings_routes(mail, web), *whereis_routes(mail, web),
               *admin_routes(web),
               Mount("/coremail/static", VersionedStatic(directory=STATIC), name="static")]
     return Starlette(routes=routes, middleware=[

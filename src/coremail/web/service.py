@@ -44,7 +44,7 @@ class WebService:
         mailboxes = Mailboxes(ctx.store, ctx.ingest,
                               lambda: int(ctx.settings.limits.max_message_size),
                               self.learner)
-        web = WebContext(ctx, auth=auth, sender=Sender(self.pipeline, ctx.ingest),
+        web = WebContext(ctx, auth=auth, sender=Sender(self.pipeline, ctx.ingest, ctx.tracer),
                          mailboxes=mailboxes)
         app = create_app(web)
         tls = ctx.home / "conf" / "tls"

@@ -59,13 +59,18 @@ def full_date(epoch: float) -> str:
         + " " + time.strftime("%z", time.localtime(epoch))
 
 
+def utc(epoch: float) -> str:
+    """A moment as the message trace shows it everywhere (coremail trace too): UTC."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+
+
 def environment(*dirs: Path) -> Environment:
     loaders = [FileSystemLoader(str(d)) for d in dirs] + [FileSystemLoader(str(SHARED))]
     env = Environment(loader=ChoiceLoader(loaders), autoescape=True,
                       extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True,
                                   pgettext=i18n.pgettext)
-    env.filters.update(size=size, datetime=when, full_date=full_date,
+    env.filters.update(size=size, datetime=when, full_date=full_date, utc=utc,
                        q=lambda s: quote(str(s), safe=""))
     env.globals.update(languages=i18n.LANGUAGES, current_language=i18n.current,
                        html_lang=i18n.html_lang, static=static_url)

@@ -27,13 +27,13 @@ class MemoryTrace:
                 for k in event_keys(e):
                     index.setdefault(k, []).append((e.at, e.qid))
 
-    def trace_find(self, term: str, *, since: float = 0.0, limit: int = 50
-                   ) -> list[TraceEvent]:
+    def trace_find(self, term: str, *, since: float = 0.0, until: float | None = None,
+                   limit: int = 50) -> list[TraceEvent]:
         with self._lock:
             stored, index = self._trace()
             qids: list[str] = []
             for at, q in sorted(index.get(normalise(term), []), reverse=True):
-                if at >= since and q not in qids:
+                if at >= since and (until is None or at <= until) and q not in qids:
                     qids.append(q)
                     if len(qids) >= limit:
                         break

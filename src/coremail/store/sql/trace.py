@@ -52,14 +52,14 @@ class TraceStore:
             if keys:
                 c.execute(insert(t.trace_keys), keys)
 
-    def trace_find(self, term: str, *, since: float = 0.0, limit: int = 50
-                   ) -> list[TraceEvent]:
+    def trace_find(self, term: str, *, since: float = 0.0, until: float | None = None,
+                   limit: int = 50) -> list[TraceEvent]:
         k = t.trace_keys
         ev = t.trace_events
         with self._read() as c:
             qids: list[str] = []
-            for (q,) in c.execute(select(k.c.qid).where(k.c.key == normalise(term),
-                                                        k.c.at >= since)
+            when = [k.c.at >= since] + ([k.c.at <= until] if until is not None else [])
+            for (q,) in c.execute(select(k.c.qid).where(k.c.key == normalise(term), *when)
                                   .order_by(k.c.at.desc()).limit(_SCAN)):
                 if q not in qids:
                     qids.append(q)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -68,6 +69,7 @@ class Console:
         self.queue = QueueAdmin(self.store)
         self.traffic = Traffic(self.home / "logs")
         self._status: tuple[float, dict | None] = (0.0, None)
+        self.doctor: Any = None        # admin.diagnose.DoctorRuns, set with the routes
 
     def accounts(self) -> Accounts:
         s = self.ctx.settings

@@ -18,10 +18,11 @@ from ...services import health
 from ...services.settings import changed, describe, set_values
 from ...services.traffic import totals
 from ...supervisor import control
-from ..i18n import _
+from ..i18n import N_, _
 from .chart import traffic_chart
 from .console import PREFIX, Console, admin_or_refusal, back, forbidden, form_of, page
 
+FINDING_STATES = {"ok": N_("ok"), "warn": N_("warning"), "fail": N_("failed")}
 SERVICES_ORDER = ("smtp", "pop3", "imap", "deliveragent", "web")
 # The web's policy plus this page's one script file and its requests to us.
 RESTART_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
@@ -41,7 +42,9 @@ def routes(c: Console) -> list[Route]:
         return await page(c, request, "dashboard.html", hours=hours,
                           sums=totals(hours), chart=traffic_chart(hours), queue=rows,
                           oldest=min(rows, key=lambda r: r.created).age if rows else "",
-                          disk=disk, cert=cert, svc=await c.status())
+                          disk=disk, cert=cert, svc=await c.status(),
+                          doctor=c.doctor.latest(), doctor_at=c.doctor.at,
+                          doctor_running=c.doctor.running, statuses=FINDING_STATES)
 
     # -------------------------------------------------------------- settings
     async def settings_page(request: Request, problems: dict | None = None,
@@ -104,7 +107,8 @@ def routes(c: Console) -> list[Route]:
             ids = [r.id for r in await c.run(c.queue.rows)]
         else:
             ids = [form.get("id", "")]
-        gone = [q for q in ids if await c.run(c.queue.delete, q)]
+        who = f"{request.state.user.address} (webadmin)"
+        gone = [q for q in ids if await c.run(c.queue.delete, q, who)]
         for q in gone:
             await c.run(c.record, request, "queue.delete", q, "queued", "")
         return back("/queue", "queue_deleted", ", ".join(gone) or "-")
