@@ -166,12 +166,23 @@ def test_coremail_home_in_the_environment_is_not_a_setting():
     ({"delivery": {"retry_intervals": []}}, "delivery.retry_intervals", "at least 1"),
     ({"policy": {"allow_sender_mismatch": "maybe"}}, "policy.allow_sender_mismatch", "boolean"),
     ({"log": {"level": "loud"}}, "log.level", "must be one of"),
+    ({"antispam": {"dnsbl": ["zen.spamhaus.org", "not a zone!"]}}, "antispam.dnsbl",
+     "'not a zone!' is not a DNS zone name"),
+    ({"antispam": {"dnsbl": ["nodot"]}}, "antispam.dnsbl", "not a DNS zone name"),
+    ({"antispam": {"junk_score": 6, "reject_score": 3}}, "antispam.reject_score",
+     "below junk_score (6)"),
 ])
 def test_bad_values_name_the_key(data, key, words):
     with pytest.raises(ConfigError) as e:
         build_settings(data, env={})
     assert key in str(e.value)
     assert words in str(e.value)
+
+
+def test_dnsbl_zones_are_normalised_and_a_zero_score_is_off():
+    a = build_settings({"antispam": {"dnsbl": [" ZEN.Spamhaus.org. ", "zen.spamhaus.org",
+                                               "bl.test"], "reject_score": 0}}, env={}).antispam
+    assert a.dnsbl == ["zen.spamhaus.org", "bl.test"] and a.reject_score == 0
 
 
 def test_every_bad_key_is_reported_at_once():

@@ -13,7 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, GetCoreSchemaHandler, ValidationError
+from pydantic import (BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError,
+                      ValidationInfo, field_validator)
 from pydantic_core import core_schema
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -23,6 +24,7 @@ _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 _SIZE_MULT = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _DUR_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$", re.IGNORECASE)
 _DUR_MULT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_ZONE_RE = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}")
 
 
 class ConfigError(Exception):
@@ -167,6 +169,28 @@ class AntispamSection(Section):
     fingerprint_window: Duration = Duration("1h")
     fingerprint_internal: bool = True          # count authenticated senders' mail too
     bayes: bool = True                         # the trainable score
+
+    @field_validator("dnsbl")
+    @classmethod
+    def _zones(cls, v: list[str]) -> list[str]:
+        out: list[str] = []
+        for zone in v:
+            z = zone.strip().lower().removesuffix(".")
+            if not _ZONE_RE.fullmatch(z) or len(z) > 253:
+                raise ValueError(f"{zone!r} is not a DNS zone name (e.g. zen.spamhaus.org)")
+            if z not in out:
+                out.append(z)
+        return out
+
+    @field_validator("reject_score")
+    @classmethod
+    def _above_junk(cls, v: float, info: ValidationInfo) -> float:
+        junk = info.data.get("junk_score")
+        if v and junk and v < junk:
+            raise ValueError(f"{v:g} is below junk_score ({junk:g}): mail would be refused "
+                             "before it could go to Junk; use a value at or above it, or 0 "
+                             "for no refusal by score")
+        return v
 
 
 class AntivirusSection(Section):

@@ -2,9 +2,12 @@
 and messages against a real store in a temp dir."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from coremail.config import build_settings
+from coremail.mail.address import parse_address
 from coremail.pipeline.envelope import Client, Envelope
 from coremail.pipeline.rules import Pipeline, header_section
 from coremail.store.sql.store import SqlStore
@@ -100,3 +103,17 @@ def test_harvest_tarpit_then_421(pipe):
     assert pipe.harvest(40, False) == (30.0, None)   # the delay has a ceiling
     assert pipe.unknown_recipient(pipe.recipient(Client("192.0.2.1"), Envelope(),
                                                  "nope@local.test")[0])
+
+
+async def test_a_block_at_rcpt_has_its_hit_written_within_seconds(pipe, monkeypatch):
+    monkeypatch.setattr(pipe.context.rule_hits, "delay", 0.05)
+    rule = pipe.store.add_filter_rule("sender", "@bad.test", "reject")
+    env = Envelope()
+    env.sender = parse_address("x@bad.test")
+    v, _ = await pipe.check_recipient(Client("192.0.2.1"), env, "amy@local.test")
+    assert v.code == 550
+    for _ in range(40):           # no further message needed to write it
+        await asyncio.sleep(0.05)
+        if pipe.store.list_filter_rules()[0].hits:
+            break
+    assert [(r.id, r.hits) for r in pipe.store.list_filter_rules()] == [(rule.id, 1)]

@@ -34,6 +34,18 @@ def test_rules_added_listed_per_user_and_deleted(admin):
         admin.add("keyword", "x", "drop")
 
 
+def test_a_users_own_list_takes_bare_domains_and_one_entry_per_sender(admin):
+    admin.add("sender", "@spam.test", "reject")                # the server's: not hers
+    a = admin.add_own("Amy@x.test", "Promo.TEST", "junk")
+    assert (a.kind, a.pattern, a.action, a.user) == ("sender", "@promo.test", "junk", "amy@x.test")
+    b = admin.add_own("amy@x.test", "@promo.test", "allow")   # replaces the block
+    assert [(r.id, r.action) for r in admin.own_senders("amy@x.test")] == [(b.id, "allow")]
+    with pytest.raises(RuleError, match="is not an address or @domain"):
+        admin.add_own("amy@x.test", "not an address!", "junk")
+    with pytest.raises(RuleError, match="unknown action"):
+        admin.add_own("amy@x.test", "x@y.test", "score:5")
+
+
 def test_filter_test_reports_every_check_and_counts_nothing(admin):
     rule = admin.add("keyword", "rolex", "score:9")
     raw = (b"From: a@remote.test\nTo: amy@x.test\nSubject: ROLEX for you\n"

@@ -16,8 +16,6 @@ recipient's copy goes to Junk, unless every recipient refuses it).
 """
 from __future__ import annotations
 
-from concurrent.futures import Executor
-
 from ..store.interfaces import FilterRule
 from .checks import CheckResult, LaterFlush, Message, Score
 from .envelope import Client, Envelope, Recipient
@@ -30,7 +28,6 @@ BLOCKED_BY_USER = ("<{rcpt}> does not accept mail from this sender (rejected by 
                    "the recipient has to change that")
 CONTENT_REJECT = "the message matches a content rule of this server"
 USER_REJECT = "every recipient's own settings refuse this message (rejected by user settings)"
-FLUSH_AFTER = 2.0     # seconds from a hit to its batch being written
 
 
 def _sender_key(env: Envelope) -> str:
@@ -78,10 +75,9 @@ class ListCheck:
     name = "lists"
     kind = "list"
 
-    def __init__(self, book: RuleBook, executor: Executor | None = None):
+    def __init__(self, book: RuleBook, hits_later: LaterFlush):
         self.book = book
-        self.executor = executor
-        self._flush = LaterFlush(self.book.flush, FLUSH_AFTER, self.executor)
+        self._flush = hits_later      # the hits' batch write, shared with RCPT (registry)
 
     async def __call__(self, msg: Message) -> CheckResult | None:
         rules = self.book.cached() or await msg.run(self.book.load)

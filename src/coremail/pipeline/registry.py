@@ -21,12 +21,15 @@ from ..store.interfaces import Store
 from .antivirus import AttachmentScan, ClamdScan
 from .builtin import BuiltinRules
 from .bayes.check import BayesCheck
-from .checks import HopCount, MessageCheck
+from .checks import HopCount, LaterFlush, MessageCheck
 from .dnsbl import DnsblCheck
 from .fingerprint import FingerprintCheck
 from .lists import ListCheck
 from .rulebook import RuleBook
 from .senderauth import ForgedResults, SenderAuth
+
+
+RULE_HITS_AFTER = 2.0
 
 
 class CheckContext:
@@ -39,6 +42,9 @@ class CheckContext:
         self.log = log
         self.recipients = recipients or Recipients(store)
         self.rules = RuleBook(store)      # `coremail filter` rules, shared with RCPT
+        # their hits (at RCPT and at the end of DATA) written in a batch, RULE_HITS_AFTER
+        # seconds after the first one
+        self.rule_hits = LaterFlush(self.rules.flush, RULE_HITS_AFTER, executor)
         self._resolver: Resolver | None = None
         self._resolver_key: tuple | None = None
         self._closers: list[Callable[[], None]] = [self.rules.flush]
@@ -74,7 +80,7 @@ def default_checks(ctx: CheckContext) -> list[MessageCheck]:
     """Every check a message passes, in order. Add yours with one line here
     (give it `name` and `kind`: "spam" is skipped for allow-listed mail)."""
     checks: list[MessageCheck] = [HopCount()]
-    checks.append(ListCheck(ctx.rules, ctx.executor))        # 1. allow/block lists, rules
+    checks.append(ListCheck(ctx.rules, ctx.rule_hits))        # 1. allow/block lists, rules
     checks.append(DnsblCheck(ctx))                           # 2. DNSBL
     checks += [ForgedResults(), SenderAuth(ctx.resolver)]    # 3. SPF/DKIM/DMARC (kind "auth")
     checks.append(BuiltinRules(ctx))                         # 4. built-in rules

@@ -125,6 +125,8 @@ class Pipeline:
         if got is None:
             got = await self._run(self.recipient, client, env, mailbox, route)
         assert got is not None
+        if self.context.rules.pending:     # a block rule refused it: its hit counted soon
+            self.context.rule_hits.schedule()
         return got
 
     # ---------------------------------------------------------------- sender

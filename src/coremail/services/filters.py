@@ -1,7 +1,7 @@
-"""The filter rules for administrators (`coremail filter`, later the
-webadmin's Anti-spam page and the webmail's own lists): list, add and delete
-rules, and `test`, which runs a message through the very Pipeline SMTP uses
-(RCPT verdicts, then every message check) with nothing counted or changed.
+"""The filter rules (`coremail filter`, the webadmin's Anti-spam page and
+the webmail's own block and allow lists): list, add and delete rules, and
+`test`, which runs a message through the very Pipeline SMTP uses (RCPT
+verdicts, then every message check) with nothing counted or changed.
 """
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ from ..pipeline.rules import Pipeline
 from ..pipeline.verdict import Verdict
 from ..store.interfaces import FilterRule, Store
 
-__all__ = ["FilterAdmin", "RuleError", "TestReport"]
+__all__ = ["FilterAdmin", "RuleError", "TestReport", "OWN_ACTIONS"]
+
+# What a user may do with a sender or domain in their own lists (webmail).
+OWN_ACTIONS = ("junk", "reject", "allow")
 
 
 def action_text(r: FilterRule) -> str:
@@ -106,6 +109,25 @@ class FilterAdmin:
                 raise RuleError(f"no user {owner} on this server")
         return self.store.add_filter_rule(kind, pattern, act, points=points, user=owner,
                                           note=note.strip())
+
+    def own_senders(self, user: str) -> list[FilterRule]:
+        """The user's own block and allow lists: their sender rules."""
+        return [r for r in self.list(user) if r.kind == "sender"]
+
+    def add_own(self, user: str, pattern: str, action: str) -> FilterRule:
+        """A sender (address, @domain or a bare domain) on the user's own
+        list: junk or reject (blocked) or allow, for mail to them only."""
+        if action not in OWN_ACTIONS:
+            raise RuleError(f"unknown action {action!r}: use " + ", ".join(OWN_ACTIONS))
+        p = pattern.strip()
+        if p and "@" not in p:
+            p = "@" + p        # a bare domain: everyone at it
+        key = normalise_pattern("sender", p)
+        added = self.add("sender", key, action, user=user)
+        for r in self.own_senders(user):     # one entry per sender: the new one replaces
+            if r.pattern == key and r.id != added.id:
+                self.store.delete_filter_rule(r.id)
+        return added
 
     def delete(self, rule_id: int, user: str | None = None) -> bool:
         """Delete a rule (user given: only if it is that user's own)."""

@@ -29,6 +29,18 @@ def _quota_text(n: int) -> str:
     return str(n)
 
 
+def _user_form(form: dict[str, str]) -> dict[str, object]:
+    """The fields of the add and the edit user forms, checked: name, quota
+    (bytes; None when left empty), admin and enabled (ticked or not)."""
+    text = form.get("quota", "").strip()
+    try:
+        quota = parse_size(text) if text else None
+    except ValueError as e:
+        raise AccountError(f"bad quota: {e}") from None
+    return {"name": form.get("name", "").strip(), "quota": quota,
+            "enabled": form.get("enabled") == "1", "admin": form.get("admin") == "1"}
+
+
 def routes(c: Console) -> list[Route]:
     async def domains(request: Request, error: str = "", status: int = 200) -> Response:
         if (refused := await admin_or_refusal(c, request)) is not None:
@@ -101,11 +113,11 @@ def routes(c: Console) -> list[Route]:
         address = form.get("address", "").strip()
         if form.get("password", "") != form.get("password2", ""):
             return await user_new(request, form, _("The two passwords differ."), 400)
-        quota = form.get("quota", "").strip() or None
         try:
+            f = _user_form(form)
             user = await c.run(lambda: c.accounts().add_user(
-                address, form.get("password", ""), quota=quota, name=form.get("name", "").strip(),
-                admin=form.get("admin") == "1"))
+                address, form.get("password", ""), quota=f["quota"], name=f["name"],
+                admin=f["admin"]))
         except AccountError as e:
             return await user_new(request, form, str(e), 400)
         await c.run(c.record, request, "user.add", user.address, "",
@@ -132,24 +144,13 @@ def routes(c: Console) -> list[Route]:
         accounts = c.accounts()
         try:
             user = await c.run(accounts.get, request.path_params["address"])
-            me = request.state.user
-            fields: dict[str, object] = {}
-            name = form.get("name", "").strip()
-            if name != user.name:
-                fields["name"] = name
-            try:
-                quota = parse_size(form.get("quota", "").strip() or "0")
-            except ValueError as e:
-                raise AccountError(f"bad quota: {e}") from None
-            if quota != user.quota:
-                fields["quota"] = quota
-            for flag in ("enabled", "admin"):
-                want = form.get(flag) == "1"
-                if want != getattr(user, flag):
-                    if user.id == me.id and not want:
-                        raise AccountError(_("You cannot take away your own sign-in or admin "
-                                             "right here; another administrator can."))
-                    fields[flag] = want
+            wanted = _user_form(form)
+            wanted["quota"] = wanted["quota"] or 0        # empty on this form: no limit
+            fields = {k: v for k, v in wanted.items() if v != getattr(user, k)}
+            if user.id == request.state.user.id and False in (fields.get("enabled"),
+                                                               fields.get("admin")):
+                raise AccountError(_("You cannot take away your own sign-in or admin "
+                                     "right here; another administrator can."))
             if fields:
                 new = await c.run(lambda: accounts.update(user.address, **fields))
                 for k in fields:

@@ -9,15 +9,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
+from typing import Awaitable, Callable
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ...config import ConfigError, load_settings
 from ...services import health
 from ...services.accounts import Accounts
 from ...services.audit import Audit
 from ...services.queue import QueueAdmin
+from ...services.settings import changed, set_values
 from ...services.traffic import Traffic
 from ...store.interfaces import User
 from ...supervisor import control
@@ -112,6 +115,39 @@ class Console:
                           action=action, target=target)
 
 
+async def save_keys(console: Console, request: Request, form: dict[str, str], path: str,
+                    again: Callable[[Request, dict, dict], Awaitable[Response]]) -> Response:
+    """The form's `k:SECTION.KEY` fields saved as `coremail config set` does,
+    all or none, each change audited, then back to `path`; when a value is
+    refused, `again(request, problems by key, what was typed)` (nothing saved)."""
+    submitted = {k[2:]: v for k, v in form.items() if k.startswith("k:")}
+    current = await console.run(load_settings, console.home)
+    diff = changed(current, submitted)
+    if not diff:
+        return back(path, "settings_same")
+    try:
+        await console.run(set_values, console.home, {k: new for k, (_, new) in diff.items()})
+    except ConfigError as e:
+        return await again(request, e.problems or {next(iter(diff)): str(e)}, submitted)
+    for key, (old, new) in diff.items():
+        await console.run(console.record, request, "setting.set", key, old, new)
+    return back(path, "settings_saved", ", ".join(diff))
+
+
+def admin_post(console: Console):
+    """A POST of the console: `fn(request, form)` once an administrator is
+    signed in and the form's CSRF token checked out (else the refusal or 403)."""
+    def wrap(fn: Callable[[Request, dict[str, str]], Awaitable[Response]]):
+        async def handler(request: Request) -> Response:
+            if (refused := await admin_or_refusal(console, request)) is not None:
+                return refused
+            if (form := await form_of(request)) is None:
+                return await forbidden(console, request)
+            return await fn(request, form)
+        return handler
+    return wrap
+
+
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
@@ -178,6 +214,8 @@ NOTICES = {
     "service_started": N_("{n} was started."),
     "service_stopped": N_("{n} was stopped."),
     "service_restarted": N_("{n} was restarted."),
+    "rule_added": N_("Rule {n} was added."),
+    "rule_deleted": N_("Rule {n} was deleted."),
 }
 
 

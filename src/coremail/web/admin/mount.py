@@ -7,7 +7,7 @@ import time
 
 from ..signin import signin_routes
 from ..site import WebContext
-from . import accounts, diagnose, system
+from . import accounts, antispam, diagnose, system
 from .console import Console, admin_site
 
 
@@ -30,4 +30,5 @@ def admin_routes(web: WebContext) -> list:
     site.env.filters.update(stamp=_stamp, uptime=_uptime)
     console = Console(web, site)
     return (signin_routes(site, web, allowed=lambda user: user.admin)
-            + system.routes(console) + accounts.routes(console) + diagnose.routes(console))
+            + system.routes(console) + accounts.routes(console) + antispam.routes(console)
+            + diagnose.routes(console))

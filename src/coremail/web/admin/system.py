@@ -15,12 +15,13 @@ from starlette.routing import Route
 
 from ...config import ConfigError, load_settings
 from ...services import health
-from ...services.settings import changed, describe, set_values
+from ...services.settings import describe
 from ...services.traffic import totals
 from ...supervisor import control
 from ..i18n import N_, _
 from .chart import traffic_chart
-from .console import PREFIX, Console, admin_or_refusal, back, forbidden, form_of, page
+from .console import (PREFIX, Console, admin_or_refusal, admin_post, back, forbidden, form_of,
+                      page, save_keys)
 
 FINDING_STATES = {"ok": N_("ok"), "warn": N_("warning"), "fail": N_("failed")}
 SERVICES_ORDER = ("smtp", "pop3", "imap", "deliveragent", "web")
@@ -60,24 +61,10 @@ def routes(c: Console) -> list[Route]:
                           sections=describe(current), bad=problems or {}, typed=typed or {},
                           broken=broken)
 
-    async def settings_save(request: Request) -> Response:
-        if (refused := await admin_or_refusal(c, request)) is not None:
-            return refused
-        if (form := await form_of(request)) is None:
-            return await forbidden(c, request)
-        submitted = {k[2:]: v for k, v in form.items() if k.startswith("k:")}
-        current = await c.run(load_settings, c.home)
-        diff = changed(current, submitted)
-        if not diff:
-            return back("/settings", "settings_same")
-        try:
-            await c.run(set_values, c.home, {k: new for k, (_, new) in diff.items()})
-        except ConfigError as e:
-            problems = e.problems or {next(iter(diff)): str(e)}
-            return await settings_page(request, problems, submitted, 400)
-        for key, (old, new) in diff.items():
-            await c.run(c.record, request, "setting.set", key, old, new)
-        return back("/settings", "settings_saved", ", ".join(diff))
+    @admin_post(c)
+    async def settings_save(request: Request, form: dict[str, str]) -> Response:
+        return await save_keys(c, request, form, "/settings",
+                               lambda rq, bad, typed: settings_page(rq, bad, typed, 400))
 
     # ----------------------------------------------------------------- queue
     async def queue_page(request: Request) -> Response:

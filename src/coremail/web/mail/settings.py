@@ -1,14 +1,19 @@
 """Settings: the display name, the password (the old one required, checked
 off the event loop), auto-forward with or without a local copy (the same
-setting as `userutil forward`, through services.accounts), and the
-signature that new messages, replies and forwards start with."""
+setting as `userutil forward`, through services.accounts), the signature
+that new messages, replies and forwards start with, and the user's own
+block and allow lists (the `coremail filter --user` sender rules, through
+services.filters: they apply to mail for this user only)."""
 from __future__ import annotations
+
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ...services.accounts import AccountError, Accounts, check_password
+from ...services.filters import OWN_ACTIONS, FilterAdmin, RuleError
 from ...services.passwords import verify_password
 from ..i18n import N_, _
 from ..site import Site, WebContext, redirect, render
@@ -16,19 +21,29 @@ from .common import signed
 
 NOTICES = {"name": N_("Your name was saved."), "password": N_("Your password was changed."),
            "forward": N_("Forwarding was saved."), "forward_off": N_("Forwarding is off."),
-           "signature": N_("Your signature was saved.")}
+           "signature": N_("Your signature was saved."),
+           "sender_added": N_("{n} is on your list now."),
+           "sender_removed": N_("{n} was taken off your list.")}
+# What each of the user's own choices does, as the list shows it.
+OWN_LABELS = {"junk": N_("Blocked: goes to Junk"), "reject": N_("Blocked: refused"),
+              "allow": N_("Allowed: never Junk")}
 MAX_SIGNATURE = 2000
 
 
 def settings_routes(site: Site, web: WebContext) -> list[Route]:
     accounts = Accounts(web.store, web.ctx.settings.server.domain)
 
+    def filters() -> FilterAdmin:
+        return FilterAdmin(web.store, web.ctx.settings)
+
     async def show(request: Request, user, errors=None, values=None, status=200) -> Response:
         fwd = await web.run(web.store.get_forward, user.id)
         sig = await web.run(web.store.get_setting, user.address, "signature") or ""
         folders = await web.run(lambda: web.counts.folders(user.id))
+        senders = await web.run(filters().own_senders, user.address)
         return render(site, request, "settings.html", status, forward=fwd, signature=sig,
-                      errors=errors or {}, values=values or {}, folders=folders, current=None)
+                      errors=errors or {}, values=values or {}, folders=folders, current=None,
+                      senders=senders, own_labels=OWN_LABELS)
 
     @signed(web, site)
     async def settings_page(request: Request, user) -> Response:
@@ -72,7 +87,38 @@ def settings_routes(site: Site, web: WebContext) -> list[Route]:
             sig = str(form.get("signature", "")).replace("\r\n", "\n").strip()[:MAX_SIGNATURE]
             await web.run(web.store.set_setting, user.address, "signature", sig or None)
             return redirect(done + "signature")
+        if what == "senders":
+            return await sender_add(request, user, form)
+        if what == "senders-delete":
+            return await sender_delete(user, form)
         return redirect(site.root + "settings")
+
+    async def sender_add(request: Request, user, form) -> Response:
+        pattern = str(form.get("sender", "")).strip()
+        action = str(form.get("action", "junk"))
+        if action not in OWN_ACTIONS:
+            action = "junk"
+        try:
+            r = await web.run(filters().add_own, user.address, pattern, action)
+        except RuleError:
+            return await show(request, user, {"sender": _(
+                "“%(p)s” is not an address or a domain (e.g. someone@example.com or "
+                "example.com).") % {"p": pattern}}, {"sender": pattern}, 400)
+        web.ctx.log.info("web.own_rule_added", user=user.address, rule=r.id, action=action)
+        return redirect(site.root + "settings?" + urlencode({"done": "sender_added",
+                                                              "n": r.pattern}) + "#senders")
+
+    async def sender_delete(user, form) -> Response:
+        try:
+            rule_id = int(str(form.get("id", "")))
+        except ValueError:
+            rule_id = 0
+        mine = {r.id: r for r in await web.run(filters().own_senders, user.address)}
+        if rule_id in mine and await web.run(filters().delete, rule_id, user.address):
+            web.ctx.log.info("web.own_rule_deleted", user=user.address, rule=rule_id)
+            return redirect(site.root + "settings?" + urlencode(
+                {"done": "sender_removed", "n": mine[rule_id].pattern}) + "#senders")
+        return redirect(site.root + "settings#senders")
 
     return [Route(site.root + "settings", settings_page, methods=["GET"]),
             Route(site.root + "settings/{what:str}", change, methods=["POST"])]
