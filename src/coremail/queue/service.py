@@ -1,7 +1,8 @@
 """The `deliveragent` service: no listening ports, one process that works the
 outbound queue (coremail.queue.scheduler) until told to stop. It also purges
 removed messages' blobs now and then (Store.purge_removed), so they go even
-where no IMAP or POP3 process runs to do it."""
+where no IMAP or POP3 process runs to do it, and once an hour old trace
+events and QRESYNC's old expunge records (Store.trim_vanished)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,7 @@ import socket
 import sys
 import time
 
-from ..store.interfaces import PURGE_GRACE
+from ..store.interfaces import PURGE_GRACE, VANISHED_KEEP
 from .scheduler import DeliverAgent
 
 PURGE_EVERY = 60.0
@@ -47,6 +48,13 @@ class DeliverAgentService:
             else:
                 if gone:
                     self.ctx.log.info("deliveragent.trace_purged", events=gone)
+            try:
+                gone = await asyncio.to_thread(self.ctx.store.trim_vanished, time.time() - VANISHED_KEEP)
+            except Exception as e:   # tried again next time
+                self.ctx.log.error("deliveragent.vanished_trim_failed", error=repr(e))
+            else:
+                if gone:
+                    self.ctx.log.info("deliveragent.vanished_trimmed", records=gone)
             await asyncio.sleep(TRACE_PURGE_EVERY)
 
     async def _purge_removed(self) -> None:
