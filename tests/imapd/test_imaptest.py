@@ -77,3 +77,18 @@ def test_imaptest_script(script, request):
     if ref.status != "pass":
         pytest.skip(f"Dovecot does not pass it either ({ref.status}: {ref.first_failure(200)})")
     assert got.status == "pass", f"we {got.status}, Dovecot passes: {got.first_failure(1500)}"
+
+
+def test_imaptest_qresync_stress_finds_no_error(request, tmp_path):
+    """imaptest's QRESYNC mode (ENABLE QRESYNC, SELECT with the state it
+    cached, every VANISHED checked against what its sessions saw) for a few
+    seconds of its stress mix: not one error."""
+    if not imaptest.available():
+        if REQUIRED:
+            pytest.fail(MISSING)
+        pytest.skip(MISSING)
+    srv = request.getfixturevalue("ours")
+    res = imaptest.run_stress(srv.port, USER, PASSWORD, imaptest.write_mbox(tmp_path / "a.mbox", count=20),
+                              tmp_path / "out.tsv", clients=4, secs=6, extra=("qresync",))
+    assert res.commands > 20, res.stdout[-2000:]
+    assert not res.errors, "\n".join(res.errors[:20])

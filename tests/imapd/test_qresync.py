@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 
+from .conftest import PASSWORD
 from .test_messages import fill
 from .test_rfc3501 import Raw
 
@@ -46,11 +47,17 @@ def test_qresync_is_advertised_and_enabled_with_imaplib(imap, alice):
     c.logout()
 
 
-def test_select_with_qresync_tells_what_vanished_then_what_changed(imap, alice):
+def _cached_then_changed(imap, alice) -> tuple[int, int, Raw]:
+    """Six messages cached by a client at (uidvalidity, modseq), then changed
+    elsewhere; a QRESYNC-enabled connection to catch up on."""
     fill(imap, alice, 6)
     validity, modseq = _state(imap, alice)
     _change_elsewhere(imap, alice)
-    c = _qresync(imap, alice)
+    return validity, modseq, _qresync(imap, alice)
+
+
+def test_select_with_qresync_tells_what_vanished_then_what_changed(imap, alice):
+    validity, modseq, c = _cached_then_changed(imap, alice)
     got = c.cmd("s", f"SELECT INBOX (QRESYNC ({validity} {modseq}))")
     assert b"* 4 EXISTS\r\n" in got and b"s OK [READ-WRITE]" in got
     assert b"* VANISHED (EARLIER) 3:4\r\n" in got
@@ -76,10 +83,7 @@ def test_qresync_parameters_without_enable_are_bad(imap, alice):
 
 
 def test_uid_fetch_changedsince_vanished(imap, alice):
-    fill(imap, alice, 6)
-    validity, modseq = _state(imap, alice)
-    _change_elsewhere(imap, alice)
-    c = _qresync(imap, alice)
+    _, modseq, c = _cached_then_changed(imap, alice)
     c.cmd("s", "SELECT INBOX")
     got = c.cmd("f", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)")
     lines = got.split(b"\r\n")
@@ -147,3 +151,12 @@ def test_a_trimmed_record_falls_back_to_every_uid_the_folder_lacks(imap, alice):
     got = r.cmd("m2", f"SELECT INBOX (QRESYNC ({validity} {modseq} 1:8 (1,4 1,5)))")
     assert b"* VANISHED (EARLIER) 6\r\n" in got
     r.close()
+
+
+def test_enable_pipelined_behind_login(imap, alice):
+    """imaptest's QRESYNC mode writes LOGIN and ENABLE QRESYNC in one piece."""
+    c = Raw(imap.port)
+    c.sock.sendall(f"1 LOGIN {alice} {PASSWORD}\r\n2 ENABLE QRESYNC\r\n".encode())
+    assert c.until(b"1 OK").endswith(b"1 OK")
+    assert c.until(b"2 OK ENABLE completed\r\n").endswith(b"* ENABLED QRESYNC\r\n2 OK ENABLE completed\r\n")
+    c.close()

@@ -41,21 +41,20 @@ class DeliverAgentService:
     async def _purge_trace(self) -> None:
         while True:
             keep = float(self.ctx.settings.trace.keep)
-            try:
-                gone = await asyncio.to_thread(self.ctx.store.trace_purge, time.time() - keep)
-            except Exception as e:   # tried again next time
-                self.ctx.log.error("deliveragent.trace_purge_failed", error=repr(e))
-            else:
-                if gone:
-                    self.ctx.log.info("deliveragent.trace_purged", events=gone)
-            try:
-                gone = await asyncio.to_thread(self.ctx.store.trim_vanished, time.time() - VANISHED_KEEP)
-            except Exception as e:   # tried again next time
-                self.ctx.log.error("deliveragent.vanished_trim_failed", error=repr(e))
-            else:
-                if gone:
-                    self.ctx.log.info("deliveragent.vanished_trimmed", records=gone)
+            await self._housekeep("trace_purge", self.ctx.store.trace_purge, time.time() - keep)
+            await self._housekeep("vanished_trim", self.ctx.store.trim_vanished, time.time() - VANISHED_KEEP)
             await asyncio.sleep(TRACE_PURGE_EVERY)
+
+    async def _housekeep(self, what: str, fn, before: float) -> None:
+        """One store clean-up in a thread, logged when it removed anything;
+        a failure is logged and tried again next time."""
+        try:
+            gone = await asyncio.to_thread(fn, before)
+        except Exception as e:
+            self.ctx.log.error(f"deliveragent.{what}_failed", error=repr(e))
+            return
+        if gone:
+            self.ctx.log.info(f"deliveragent.{what}", removed=gone)
 
     async def _purge_removed(self) -> None:
         while True:
