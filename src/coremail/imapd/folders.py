@@ -57,9 +57,7 @@ async def select(s, cmd) -> str:
               b"* OK [UIDNEXT %d] Predicted next UID\r\n" % mb.uidnext,
               b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % mb.highestmodseq]
     if q is not None and q.uidvalidity == mb.uidvalidity:   # else: a full resync, as without
-        lines.append(await s.run(qresync.vanished_earlier, s.store, mb, q.modseq, q.known_uids,
-                                 q.seq_match))
-        lines += qresync.changed_fetches(mb, q.modseq, q.known_uids)
+        lines += await s.run(qresync.catch_up, s.store, mb, q)
     s.send(b"".join(lines))
     s.mailbox = mb
     s.state = SELECTED

@@ -106,3 +106,9 @@ def changed_fetches(mb, since: int, known: SequenceSet | None = None) -> list[by
             out.append(b"* %d FETCH (UID %d FLAGS %s MODSEQ (%d))\r\n"
                        % (i + 1, uid, mb.flags_out(i), modseq))
     return out
+
+
+def catch_up(store, mb, q) -> list[bytes]:
+    """Blocking: what SELECT (QRESYNC (...)) adds to the usual responses."""
+    return [vanished_earlier(store, mb, q.modseq, q.known_uids, q.seq_match),
+            *changed_fetches(mb, q.modseq, q.known_uids)]
