@@ -12,6 +12,8 @@ a live session may still show it (RFC 2180 4.1): removals are recorded with
 the folder's modseq, each process publishes the (folder, modseq) its sessions
 last synchronised to (`publish_views`), and `purge_removed` deletes a blob
 only when no live view is older than its removal and no row refers to it.
+The same removal records the UIDs it took with that modseq (`vanished_since`,
+for QRESYNC's VANISHED), kept for a bounded time (`trim_vanished`).
 """
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ Each IMAP or POP3 process publishes, per folder, the lowest modseq its
 sessions are synchronised to (`views`, under a lease). `purge_removed`
 forgets removals older than the grace time that no live view predates, and
 deletes a blob once no message, queue entry or remaining removal names it.
+The same transaction records the UID ranges removed (`vanished`, QRESYNC),
+which `trim_vanished` shortens to a floor row once they are old or many.
 """
 from __future__ import annotations
 
