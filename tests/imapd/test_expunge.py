@@ -88,4 +88,4 @@ def test_the_service_purges_removed_blobs_itself(imap, alice):
     c.expunge()                                              # its own: told at once
     c.logout()
     assert wait_for(lambda: not imap.store.blobs.path(blob).exists())
-    assert imap.log_lines("views.purged")
+    assert wait_for(lambda: imap.log_lines("views.purged"))   # logged just after the deletion

@@ -14,6 +14,7 @@ import os
 
 import pytest
 
+from coremail.imapd.mailbox import Mailbox
 from tests.support import imaptest
 from tests.support.dovecot import HAVE_DOVECOT, PrivateDovecot
 from tests.support.inproc import service_fixture
@@ -77,3 +78,30 @@ def test_imaptest_script(script, request):
     if ref.status != "pass":
         pytest.skip(f"Dovecot does not pass it either ({ref.status}: {ref.first_failure(200)})")
     assert got.status == "pass", f"we {got.status}, Dovecot passes: {got.first_failure(1500)}"
+
+
+def test_imaptest_qresync_stress_finds_no_error(request, tmp_path, monkeypatch):
+    """imaptest's QRESYNC mode (ENABLE QRESYNC pipelined behind LOGIN, the
+    expunges of other sessions as VANISHED, a UID in every FETCH, all checked
+    against what its sessions saw) for a few seconds of its stress mix: not
+    one error, and VANISHED was sent. (Its mix never closes a mailbox, so it
+    never selects with QRESYNC parameters: test_qresync.py covers those.)"""
+    if not imaptest.available():
+        if REQUIRED:
+            pytest.fail(MISSING)
+        pytest.skip(MISSING)
+    srv = request.getfixturevalue("ours")
+    vanished = []
+    remove = Mailbox.remove
+
+    def counting(self, uids, qresync=False):
+        out = remove(self, uids, qresync)
+        vanished.extend(line for line in out if line.startswith(b"* VANISHED "))
+        return out
+
+    monkeypatch.setattr(Mailbox, "remove", counting)
+    res = imaptest.run_stress(srv.port, USER, PASSWORD, imaptest.write_mbox(tmp_path / "a.mbox", count=20),
+                              tmp_path / "out.tsv", clients=4, secs=8, extra=("qresync",))
+    assert res.commands > 20, res.stdout[-2000:]
+    assert not res.errors, "\n".join(res.errors[:20])
+    assert vanished, "no VANISHED was sent"

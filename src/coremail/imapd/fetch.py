@@ -71,7 +71,8 @@ def _partial(att: FetchAtt, data: bytes) -> bytes:
     return data[origin:origin + length]
 
 
-async def fetch(s, tag: str, args: Fetch, uid: bool) -> None:
+async def fetch(s, tag: str, args: Fetch, uid: bool, earlier: bytes = b"") -> None:
+    """earlier: a `* VANISHED (EARLIER)` line to send before any FETCH response."""
     mb = s.mailbox
     positions = mb.resolve(args.seqset, uid)
     if positions is None:
@@ -81,8 +82,10 @@ async def fetch(s, tag: str, args: Fetch, uid: bool) -> None:
         if att.name in _UNSUPPORTED:
             raise FetchRefused(f"FETCH {att.name} is not supported")
     names = {a.name for a in items}
-    if uid and "UID" not in names:
+    if (uid or s.qresync) and "UID" not in names:   # RFC 7162 3.2.4: always the UID with QRESYNC
         items.insert(0, FetchAtt("UID"))
+    if earlier:
+        s.send(earlier)
     condstore = s.condstore or args.changedsince is not None or "MODSEQ" in names
     if args.changedsince is not None:
         s.enable_condstore()

@@ -12,9 +12,10 @@ import re
 
 from ..mail.mime import binary_to_base64
 from ..services.mailboxes import SEP, MailboxError, NewMessage, folder_name
+from . import qresync
 from .mailbox import Mailbox
 from .parser import SequenceSet, format_mailbox
-from .responses import AUTH, SELECTED, No
+from .responses import AUTH, SELECTED, Bad, No
 
 _STATUS_ORDER = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
                  "HIGHESTMODSEQ", "APPENDLIMIT")
@@ -31,13 +32,19 @@ def _name(raw: str) -> str:
 async def select(s, cmd) -> str:
     args = cmd.args
     readonly = cmd.name == "EXAMINE"
+    q = args.qresync
+    if q is not None and not s.qresync:
+        raise Bad("QRESYNC parameters need ENABLE QRESYNC first")
+    if s.mailbox is not None:
+        # RFC 7162 3.2.11: what follows is about the new mailbox
+        s.send(b"* OK [CLOSED] Previous mailbox closed\r\n")
     s.mailbox = None
     s.state = AUTH
     folder = await s.run(s.store.get_folder, s.user.id, args.mailbox)
     if folder is None:
         raise No(f"No mailbox {args.mailbox[:200]}", "NONEXISTENT")
     mb = await s.run(Mailbox.load, s.store, folder, readonly)
-    if args.condstore or args.qresync is not None:
+    if args.condstore:
         s.enable_condstore()
     n = len(mb)
     lines = [b"* FLAGS " + mb.flag_names() + b"\r\n",
@@ -49,6 +56,8 @@ async def select(s, cmd) -> str:
     lines += [b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % mb.uidvalidity,
               b"* OK [UIDNEXT %d] Predicted next UID\r\n" % mb.uidnext,
               b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % mb.highestmodseq]
+    if q is not None and q.uidvalidity == mb.uidvalidity:   # else: a full resync, as without
+        lines += await s.run(qresync.catch_up, s.store, mb, q)
     s.send(b"".join(lines))
     s.mailbox = mb
     s.state = SELECTED

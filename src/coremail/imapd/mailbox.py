@@ -163,23 +163,36 @@ class Mailbox:
             self.keywords.update(x for x in f if not x.startswith("\\"))
         return i
 
-    def remove(self, uids) -> list[bytes]:
+    def remove(self, uids, vanished: bool = False) -> list[bytes]:
         """Forget expunged UIDs; the EXPUNGE responses, highest position first
-        so each number is right when the client reads it."""
+        so each number is right when the client reads it, or with QRESYNC
+        enabled one VANISHED response (RFC 7162 3.2.10)."""
         positions = sorted((i for i in map(self.index_of, uids) if i >= 0), reverse=True)
         out = []
+        gone = []
         for i in positions:
+            gone.append(self.uids[i])
             self.recent.discard(self.uids[i])
             for arr in (self.uids, self.flags, self.modseqs, self.sizes, self.dates, self.blobs):
                 del arr[i]
             out.append(b"* %d EXPUNGE\r\n" % (i + 1))
+        if vanished:
+            return [b"* VANISHED %s\r\n" % SequenceSet.from_ints(gone).to_bytes()] if gone else []
+        return out
+
+    def in_ranges(self, ranges) -> list[int]:
+        """The UIDs of this view that lie in the (lo, hi) ranges."""
+        out: list[int] = []
+        for lo, hi in ranges:
+            out.extend(self.uids[bisect_left(self.uids, lo):bisect_left(self.uids, hi + 1)])
         return out
 
     # ------------------------------------------------------------ others' changes
     def changed(self, version: tuple[int, int]) -> bool:
         return version != (self.highestmodseq, self.uidnext)
 
-    def refresh(self, store, folder, allow_expunge: bool, condstore: bool) -> list[bytes]:
+    def refresh(self, store, folder, allow_expunge: bool, condstore: bool,
+                qresync: bool = False) -> list[bytes]:
         """Blocking: bring the state up to the folder row just read, returning
         the untagged responses (EXPUNGE, EXISTS, FETCH FLAGS) for the client.
         Without allow_expunge (during FETCH, STORE, SEARCH) nothing is done."""
@@ -190,13 +203,18 @@ class Mailbox:
         keywords = set(self.keywords)
         # every modseq bump is a changed/new row, or an expunge (which leaves
         # none); more bumps than distinct row modseqs means something went away
-        gap = folder.highestmodseq - self.highestmodseq > len({r[2] for r in rows})
+        # (rows changed after the folder row was read do not count)
+        top = folder.highestmodseq
+        gap = top - self.highestmodseq > len({r[2] for r in rows if r[2] <= top})
         if gap and self.uids:
-            # a modseq no current row carries: something was expunged (or changed twice)
-            present = set(store.message_uids(self.folder_id))
-            gone = [u for u in self.uids if u not in present]
+            ranges = store.vanished_since(self.folder_id, self.highestmodseq)
+            if ranges is not None:
+                gone = self.in_ranges(ranges)
+            else:   # the record was trimmed: compare the UID lists
+                present = set(store.message_uids(self.folder_id))
+                gone = [u for u in self.uids if u not in present]
             if gone:
-                out.extend(self.remove(gone))
+                out.extend(self.remove(gone, qresync))
         old_top = self.uids[-1] if self.uids else 0
         fresh = []
         for row in rows:
@@ -224,7 +242,8 @@ class Mailbox:
         update = self.flags_update(keywords)
         if update:
             # before any FETCH or EXISTS that may use a new keyword
-            at = next((k for k, line in enumerate(out) if not line.endswith(b"EXPUNGE\r\n")), len(out))
+            at = next((k for k, line in enumerate(out) if not line.endswith(b"EXPUNGE\r\n")
+                       and not line.startswith(b"* VANISHED ")), len(out))
             out[at:at] = update
         if fresh:
             out.append(b"* %d EXISTS\r\n" % len(self.uids))

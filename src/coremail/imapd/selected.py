@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..services.mailboxes import MailboxError
 from . import fetch as fetch_mod
+from . import qresync
 from . import search as search_mod
 from . import sort as sort_mod
 from . import threads as threads_mod
@@ -31,10 +32,16 @@ def _writable(s) -> None:
 
 
 async def fetch(s, cmd) -> str:
-    if cmd.args.seqset.saved:
+    a = cmd.args
+    if a.seqset.saved:
         raise Bad("The saved search result ($) is not supported")
+    earlier = b""
+    if a.vanished:   # UID FETCH ... (CHANGEDSINCE n VANISHED), RFC 7162 3.2.6
+        if not s.qresync:
+            raise Bad("The VANISHED modifier needs ENABLE QRESYNC first")
+        earlier = await s.run(qresync.vanished_earlier, s.store, s.mailbox, a.changedsince, a.seqset)
     try:
-        await fetch_mod.fetch(s, cmd.tag, cmd.args, cmd.uid)
+        await fetch_mod.fetch(s, cmd.tag, a, cmd.uid, earlier)
     except fetch_mod.FetchRefused as e:
         raise Bad(str(e)) from None  # the one tagged reply (RFC 3501 2.2.2)
     return f"OK {'UID ' if cmd.uid else ''}FETCH completed"
@@ -145,7 +152,7 @@ async def copy(s, cmd) -> str:
         return f"OK [{code}] COPY completed"
     s.send(f"* OK [{code}] Moved\r\n".encode())
     if dest.id != mb.folder_id:
-        s.send(b"".join(mb.remove([p[0] for p in pairs])))
+        s.send(b"".join(mb.remove([p[0] for p in pairs], s.qresync)))
     return "OK MOVE completed"
 
 
@@ -157,11 +164,18 @@ async def expunge(s, cmd) -> str:
     else:
         positions = range(len(mb))
     uids = [mb.uids[i] for i in positions if "\\Deleted" in mb.flags[i]]
+    done = f"{'UID ' if cmd.uid else ''}EXPUNGE completed"
     if uids:
         removed = await s.run(s.store.expunge, mb.folder_id, uids)
-        s.send(b"".join(mb.remove(removed)))
+        s.send(b"".join(mb.remove(removed, s.qresync)))
         s.log.info("imap.expunge", sid=s.sid, user=s.user.address, folder=mb.name, count=len(removed))
-    return f"OK {'UID ' if cmd.uid else ''}EXPUNGE completed"
+        if removed and s.qresync:
+            # RFC 7162 3.2.7: the new HIGHESTMODSEQ in the tagged OK; caught up
+            # first, so every change up to it has been told
+            await s.sync()
+            if s.mailbox is mb:
+                return f"OK [HIGHESTMODSEQ {mb.highestmodseq}] {done}"
+    return f"OK {done}"
 
 
 async def close(s, cmd) -> str:

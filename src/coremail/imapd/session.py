@@ -46,7 +46,7 @@ _NO_EXPUNGE = frozenset(("FETCH", "STORE", "SEARCH", "SORT", "THREAD"))
 
 CAPS_BASE = ("IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MULTIAPPEND BINARY MOVE SPECIAL-USE "
              "CREATE-SPECIAL-USE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS CONDSTORE ESEARCH "
-             "QUOTA QUOTA=RES-STORAGE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES")
+             "QRESYNC QUOTA QUOTA=RES-STORAGE SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES")
 
 
 class ImapHost(Protocol):
@@ -76,6 +76,7 @@ class ImapSession(StreamSession):
         self.state = NOTAUTH
         self._mailbox: Mailbox | None = None
         self.condstore = False
+        self.qresync = False   # ENABLE QRESYNC: VANISHED instead of EXPUNGE (RFC 7162)
         self.idling = False
         self.framer = self._framer(max(service.settings.limits.max_line_length, 8192))
         self.synced = 0.0
@@ -267,7 +268,7 @@ class ImapSession(StreamSession):
             self.mailbox = None
             self.state = AUTH
             return [b"* OK [CLOSED] The selected mailbox was deleted or renamed\r\n"]
-        return mb.refresh(self.store, folder, True, self.condstore)
+        return mb.refresh(self.store, folder, True, self.condstore, self.qresync)
 
     # ------------------------------------------------------------ timers, end
     def _arm_timer(self) -> None:
@@ -328,9 +329,11 @@ class ImapSession(StreamSession):
         return "OK ID completed"
 
     async def cmd_enable(self, cmd) -> str:
-        enabled = [c for c in cmd.args.capabilities if c == "CONDSTORE"]
+        enabled = [c for c in dict.fromkeys(cmd.args.capabilities) if c in ("CONDSTORE", "QRESYNC")]
         if enabled:
-            self.enable_condstore()
+            self.enable_condstore()   # QRESYNC implies CONDSTORE (RFC 7162 3.2.3)
+        if "QRESYNC" in enabled:
+            self.qresync = True
         self.send(("* ENABLED" + "".join(" " + c for c in enabled) + "\r\n").encode())
         return "OK ENABLE completed"
 

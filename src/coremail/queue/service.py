@@ -1,7 +1,8 @@
 """The `deliveragent` service: no listening ports, one process that works the
 outbound queue (coremail.queue.scheduler) until told to stop. It also purges
 removed messages' blobs now and then (Store.purge_removed), so they go even
-where no IMAP or POP3 process runs to do it."""
+where no IMAP or POP3 process runs to do it, and once an hour old trace
+events and QRESYNC's old expunge records (Store.trim_vanished)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,7 @@ import socket
 import sys
 import time
 
-from ..store.interfaces import PURGE_GRACE
+from ..store.interfaces import PURGE_GRACE, VANISHED_KEEP
 from .scheduler import DeliverAgent
 
 PURGE_EVERY = 60.0
@@ -40,14 +41,20 @@ class DeliverAgentService:
     async def _purge_trace(self) -> None:
         while True:
             keep = float(self.ctx.settings.trace.keep)
-            try:
-                gone = await asyncio.to_thread(self.ctx.store.trace_purge, time.time() - keep)
-            except Exception as e:   # tried again next time
-                self.ctx.log.error("deliveragent.trace_purge_failed", error=repr(e))
-            else:
-                if gone:
-                    self.ctx.log.info("deliveragent.trace_purged", events=gone)
+            await self._housekeep("trace_purge", self.ctx.store.trace_purge, time.time() - keep)
+            await self._housekeep("vanished_trim", self.ctx.store.trim_vanished, time.time() - VANISHED_KEEP)
             await asyncio.sleep(TRACE_PURGE_EVERY)
+
+    async def _housekeep(self, what: str, fn, before: float) -> None:
+        """One store clean-up in a thread, logged when it removed anything;
+        a failure is logged and tried again next time."""
+        try:
+            gone = await asyncio.to_thread(fn, before)
+        except Exception as e:
+            self.ctx.log.error(f"deliveragent.{what}_failed", error=repr(e))
+            return
+        if gone:
+            self.ctx.log.info(f"deliveragent.{what}", removed=gone)
 
     async def _purge_removed(self) -> None:
         while True:

@@ -12,6 +12,8 @@ a live session may still show it (RFC 2180 4.1): removals are recorded with
 the folder's modseq, each process publishes the (folder, modseq) its sessions
 last synchronised to (`publish_views`), and `purge_removed` deletes a blob
 only when no live view is older than its removal and no row refers to it.
+The same removal records the UIDs it took with that modseq (`vanished_since`,
+for QRESYNC's VANISHED), kept for a bounded time (`trim_vanished`).
 """
 from __future__ import annotations
 
@@ -244,6 +246,29 @@ FlagMode = Literal["set", "add", "remove"]
 PURGE_GRACE = 120.0
 
 
+# QRESYNC's record of expunged UIDs (vanished_since) is kept this long and at
+# most this many removals per folder; past that a client resynchronising from
+# an older modseq is told every UID the folder no longer has (RFC 7162 3.2.5.1).
+VANISHED_KEEP = 30 * 86400.0
+VANISHED_KEEP_ROWS = 10000
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(lo, hi) ranges sorted and merged where they touch or overlap."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def uid_ranges(uids: Iterable[int]) -> list[tuple[int, int]]:
+    """UIDs as merged ranges: 1 2 3 7 -> [(1, 3), (7, 7)]."""
+    return merge_ranges((u, u) for u in uids)
+
+
 class Blobs(Protocol):
     """Message bytes by id. Writes are durable only after `sync` (or
     `write(sync=True)`); readers get BlobMissing for a blob that is gone."""
@@ -362,6 +387,14 @@ class Store(Protocol):
     # Forget removals older than `grace` that no live view predates, and
     # delete the blobs nothing refers to any more; returns how many.
     def purge_removed(self, now: float | None = None, grace: float = PURGE_GRACE) -> int: ...
+
+    # -- QRESYNC (RFC 7162): the UIDs removed from a folder at modseqs above
+    # `modseq`, as merged ascending (lo, hi) ranges; None when the record no
+    # longer reaches back that far (the caller then reports every UID the
+    # folder lacks). trim_vanished forgets removals older than `before` and
+    # all but the newest `keep` per folder; returns how many records went.
+    def vanished_since(self, folder_id: int, modseq: int) -> list[tuple[int, int]] | None: ...
+    def trim_vanished(self, before: float, keep: int = VANISHED_KEEP_ROWS) -> int: ...
 
     # -- the intelligent score: per model (GLOBAL_MODEL or a user id) the
     # number of spam and ham messages trained, and per hashed token the

@@ -63,6 +63,7 @@ class MemoryMessages:
     _drop_orphans: object
     _find_folder: object
     _record_removed: object
+    _record_vanished: object
 
     def _in_folder(self, folder_id: int, uids: Sequence[int] | None = None) -> list[_Msg]:
         """The folder's messages (those among uids, if given) in uid order."""
@@ -167,23 +168,26 @@ class MemoryMessages:
 
     def set_flags(self, folder_id: int, uids: Sequence[int], flags: frozenset[str],
                   mode: FlagMode, *, unchanged_since: int | None = None) -> list[Message]:
-        """Change flags; returns the messages whose flags changed, each with a
-        modseq of its own. With unchanged_since (CONDSTORE), messages modified
+        """Change flags; returns the messages whose flags changed, all with the
+        command's one new modseq. With unchanged_since (CONDSTORE), messages modified
         after it are left alone."""
         changed: list[Message] = []
         with self._lock:
             f = self._folders.get(folder_id)
+            todo = []
             for m in self._in_folder(folder_id, uids):
                 if unchanged_since is not None and m.modseq > unchanged_since:
                     continue
                 new = frozenset(flags if mode == "set" else m.flags | flags if mode == "add"
                                 else m.flags - flags)
-                if new == m.flags:
-                    continue
+                if new != m.flags:
+                    todo.append((m, new))
+            if todo:
                 assert f is not None
-                f.highestmodseq += 1
-                m.flags, m.modseq = new, f.highestmodseq
-                changed.append(m.record(with_meta=False))
+                f.highestmodseq += 1   # one modseq per command, as in SQL
+                for m, new in todo:
+                    m.flags, m.modseq = new, f.highestmodseq
+                    changed.append(m.record(with_meta=False))
         return changed
 
     def _remove(self, gone: list[_Msg]) -> None:
@@ -194,6 +198,8 @@ class MemoryMessages:
             self._uncharge(m.user_id, m.size, 1)
         for fid in {m.folder_id for m in gone}:
             self._folders[fid].highestmodseq += 1
+            self._record_vanished(fid, self._folders[fid].highestmodseq,
+                                  [m.uid for m in gone if m.folder_id == fid])
         self._record_removed((m.blob_id, m.folder_id, self._folders[m.folder_id].highestmodseq)
                              for m in gone)
 
@@ -241,4 +247,5 @@ class MemoryMessages:
                 f = self._folders[folder_id]
                 f.highestmodseq += 1
                 self._record_removed((m.blob_id, folder_id, f.highestmodseq) for m in src)
+                self._record_vanished(folder_id, f.highestmodseq, [m.uid for m in src])
             return pairs

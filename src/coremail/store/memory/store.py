@@ -62,6 +62,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
         self._settings: dict[tuple[str, str], str] = {}
         self._queue: dict[str, _Entry] = {}
         self._removed: list[tuple[str, int, int, float]] = []
+        self._vanished: list[tuple[int, int, int, int, float]] = []   # folder, modseq, lo, hi, at
         self._views: dict[str, tuple[dict[int, int], float]] = {}
         self._rules: dict[int, FilterRule] = {}
         self._fingerprints: dict[tuple[str, int], int] = {}
@@ -166,6 +167,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
                 del self._messages[m.id]
             for fid in [f.id for f in self._folders.values() if f.user_id == u.id]:
                 del self._folders[fid]
+            self._forget_vanished(set(self._folders))
             self._forwards.pop(u.id, None)
             self._subscriptions.pop(u.id, None)
             for key in [k for k in self._settings if k[0] == address]:
@@ -347,6 +349,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
             for m in gone:
                 del self._messages[m.id]
             del self._folders[f.id]
+            self._forget_vanished(set(self._folders))
             self._uncharge(user_id, sum(m.size for m in gone), len(gone))
             self._record_removed((m.blob_id, f.id, f.highestmodseq + 1) for m in gone)
 

@@ -62,6 +62,7 @@ class MessageStore:
     blobs: object
     _insert_queued: object
     _record_removed: object
+    _record_vanished: object
     _still_removed: object
 
     def deliver(self, deliveries: Sequence[Delivery], queued: Sequence[Queued] = (), *,
@@ -216,28 +217,34 @@ class MessageStore:
         modseq). With unchanged_since (CONDSTORE), messages modified after it
         are left alone."""
         m, f = t.messages, t.folders
-        changed: list[Message] = []
+        todo: list[tuple[object, frozenset[str]]] = []
         with self._write() as c:
             self._lock_folder_owners(c, [folder_id])
             for i in range(0, len(uids), 500):
-                rows = c.execute(select(*self._msg_cols).where(
-                    m.c.folder_id == folder_id, m.c.uid.in_(list(uids[i:i + 500])))).all()
-                for r in rows:
+                for r in c.execute(select(*self._msg_cols).where(
+                        m.c.folder_id == folder_id, m.c.uid.in_(list(uids[i:i + 500])))):
                     if unchanged_since is not None and int(r.modseq) > unchanged_since:
                         continue
                     old = _flags_set(r.flags)
                     new = (flags if mode == "set" else old | flags if mode == "add"
                            else old - flags)
-                    if new == old:
-                        continue
-                    ms = c.execute(update(f).where(f.c.id == folder_id)
-                                   .values(highestmodseq=f.c.highestmodseq + 1)
-                                   .returning(f.c.highestmodseq)).scalar_one()
-                    c.execute(update(m).where(m.c.id == r.id)
-                              .values(flags=_flags_text(new), modseq=ms))
-                    changed.append(Message(r.id, folder_id, int(r.uid), r.blob_id, int(r.size),
-                                           r.internaldate, new, int(ms)))
-        return changed
+                    if new != old:
+                        todo.append((r, new))
+            if not todo:
+                return []
+            # one modseq for the whole command (RFC 7162 allows it: each STORE
+            # gets its own), one UPDATE per distinct resulting flag set
+            ms = int(c.execute(update(f).where(f.c.id == folder_id)
+                               .values(highestmodseq=f.c.highestmodseq + 1)
+                               .returning(f.c.highestmodseq)).scalar_one())
+            by_text: dict[str, list[int]] = {}
+            for r, new in todo:
+                by_text.setdefault(_flags_text(new), []).append(r.id)
+            for text, ids in by_text.items():
+                for i in range(0, len(ids), 500):
+                    c.execute(update(m).where(m.c.id.in_(ids[i:i + 500])).values(flags=text, modseq=ms))
+        return [Message(r.id, folder_id, int(r.uid), r.blob_id, int(r.size), r.internaldate, new, ms)
+                for r, new in sorted(todo, key=lambda x: x[0].uid)]
 
     def expunge(self, folder_id: int, uids: Sequence[int]) -> list[int]:
         """Remove messages by uid; frees their quota. Returns the uids removed.
@@ -262,6 +269,7 @@ class MessageStore:
                                .values(highestmodseq=f.c.highestmodseq + 1)
                                .returning(f.c.highestmodseq)).scalar_one()
                 self._record_removed(c, ((b, folder_id, int(ms)) for b in blob_ids))
+                self._record_vanished(c, folder_id, int(ms), removed)
         return sorted(removed)
 
     def delete_messages(self, user_id: int, message_ids: Sequence[int]) -> int:
@@ -269,7 +277,7 @@ class MessageStore:
         m, f = t.messages, t.folders
         with self._write() as c:
             self._lock_users(c, [user_id])
-            rows = c.execute(select(m.c.id, m.c.folder_id, m.c.blob_id, m.c.size).where(
+            rows = c.execute(select(m.c.id, m.c.folder_id, m.c.uid, m.c.blob_id, m.c.size).where(
                 m.c.user_id == user_id, m.c.id.in_(list(message_ids)))).all()
             if rows:
                 c.execute(delete(m).where(m.c.id.in_([r.id for r in rows])))
@@ -280,6 +288,8 @@ class MessageStore:
                     .returning(f.c.id, f.c.highestmodseq))}
                 self._record_removed(c, ((r.blob_id, r.folder_id, int(ms[r.folder_id]))
                                          for r in rows))
+                for fid, top in ms.items():
+                    self._record_vanished(c, fid, int(top), (r.uid for r in rows if r.folder_id == fid))
         return len(rows)
 
     def copy_messages(self, folder_id: int, uids: Sequence[int], dest_folder_id: int, *,
@@ -314,12 +324,11 @@ class MessageStore:
                 uidnext=f.c.uidnext + len(rows), highestmodseq=f.c.highestmodseq + 1)
                 .returning(f.c.uidnext, f.c.highestmodseq)).one()
             first = int(top.uidnext) - len(rows)
-            for i, r in enumerate(rows):
-                c.execute(insert(m).values(
-                    user_id=dest.user_id, folder_id=dest_folder_id, uid=first + i,
-                    blob_id=r.blob_id, size=r.size, internaldate=r.internaldate, flags=r.flags,
-                    modseq=int(top.highestmodseq), meta=r.meta))
-                pairs.append((int(r.uid), first + i))
+            c.execute(insert(m), [dict(
+                user_id=dest.user_id, folder_id=dest_folder_id, uid=first + i,
+                blob_id=r.blob_id, size=r.size, internaldate=r.internaldate, flags=r.flags,
+                modseq=int(top.highestmodseq), meta=r.meta) for i, r in enumerate(rows)])
+            pairs = [(int(r.uid), first + i) for i, r in enumerate(rows)]
             if move:
                 c.execute(delete(m).where(m.c.id.in_([r.id for r in rows])))
                 ms = c.execute(update(f).where(f.c.id == folder_id)
@@ -327,6 +336,7 @@ class MessageStore:
                                .returning(f.c.highestmodseq)).scalar_one()
                 # the copy keeps the blob; the record keeps it should the copy go first
                 self._record_removed(c, ((r.blob_id, folder_id, int(ms)) for r in rows))
+                self._record_vanished(c, folder_id, int(ms), (r.uid for r in rows))
         return pairs
 
     def _uncharge(self, c: Connection, user_id: int, size: int, count: int) -> None:

@@ -108,6 +108,22 @@ removed = Table(
     Index("ix_removed_at", "at"),
 )
 
+# QRESYNC (RFC 7162): the UID ranges [lo, hi] each removal took out of a
+# folder, with the folder's modseq after it. lo = hi = 0 is a floor: below
+# its modseq the record is incomplete (trimmed by trim_vanished, or older
+# than this table).
+vanished = Table(
+    "vanished", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("folder_id", Integer, ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
+    Column("modseq", BigInteger, nullable=False),
+    Column("lo", BigInteger, nullable=False),
+    Column("hi", BigInteger, nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_vanished_folder", "folder_id", "modseq"),
+    **NEVER_REUSE_IDS,
+)
+
 # Per process (owner) and folder: the lowest modseq its live sessions are
 # synchronised to, valid until lease_until (renewed while the process lives).
 views = Table(

@@ -468,7 +468,9 @@ class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, Tra
                 mark = c.execute(select(f.c.recent_uid).where(f.c.id == folder_id)).scalar()
             if mark is None or int(mark) >= top_uid:
                 return top_uid if mark is None else int(mark)
-            with self._write() as c:
+            # no fsync of its own: after a power cut a message may be \Recent
+            # once more, nothing worse; the next durable commit syncs it anyway
+            with self._write(durable=False) as c:
                 done = c.execute(update(f).where(f.c.id == folder_id, f.c.recent_uid == mark)
                                  .values(recent_uid=top_uid)).rowcount
             if done:
