@@ -55,3 +55,5 @@ _.low_space, _.low_inodes, _.warn, _.help, _.received, _.bounced, _.y, _.height
 _.background
 # pydantic calls field validators by their decorator.
 _._clamd_address            # config.py AntivirusSection
+_._zones                    # config.py AntispamSection.dnsbl
+_._above_junk               # config.py AntispamSection.reject_score

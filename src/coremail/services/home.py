@@ -84,7 +84,7 @@ allow_plaintext_auth = false   # POP3/IMAP password logins without TLS from othe
 # the trainable score, the virus scan. Their scores are summed.
 enabled = true            # false: no anti-spam checks at all (the virus scan still runs)
 junk_score = 6.0          # at or above: delivered to the recipient's Junk folder
-reject_score = 15.0       # at or above: refused at the end of DATA (550 5.7.1)
+reject_score = 15.0       # at or above: refused at the end of DATA (550 5.7.1); 0: never
 dnsbl = []                # DNSBL zones for the client IP, e.g. ["zen.spamhaus.org"]
 dnsbl_action = "reject"   # "reject" (554 5.7.1 naming the zone) or "score"
 fingerprint_threshold = 50  # more similar messages than this inside the window: refused (0: off)

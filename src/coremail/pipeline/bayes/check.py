@@ -27,14 +27,15 @@ class BayesCheck:
         settings = msg.settings.antispam
         if not settings.bayes:
             return None
-        text = await msg.text()
-        tokens = await msg.run(tokenize_text, text)
         keys: dict[int, list[str]] = {}
         for r in msg.env.recipients:
             for u in r.users:
                 keys.setdefault(u.id, []).append(r.address.key)
         users = sorted(keys)
-        judged = await msg.run(self.model.judge, tokens, [None, *users])
+        judged = await msg.run(self.model.untrained, [None, *users])
+        if judged is None:
+            tokens = await msg.run(tokenize_text, await msg.text())
+            judged = await msg.run(self.model.judge, tokens, [None, *users])
         main = judged[users[0]] if len(users) == 1 else judged[None]
         result = CheckResult()
         if main.band is not None:

@@ -102,6 +102,16 @@ class Model:
         totals, counts = self.store.bayes_lookup(owners, list(hashes))
         return {u: self._judge(hashes, totals, counts, u) for u in user_ids}
 
+    def untrained(self, user_ids: Sequence[int | None] = (None,)
+                  ) -> dict[int | None, Judgement] | None:
+        """Blocking, one small read: the "no score" judgements when no model
+        involved has enough training yet (then the message's clues need not
+        be made or looked up), else None."""
+        owners = [GLOBAL_MODEL] + sorted({u for u in user_ids if u is not None})
+        totals = self.store.bayes_totals(owners)
+        out = {u: self._judge({}, totals, {}, u) for u in user_ids}
+        return out if all(j.prob is None and j.reason for j in out.values()) else None
+
     @staticmethod
     def _judge(hashes: dict[int, str], totals: dict[int, tuple[int, int]],
                counts: dict[tuple[int, int], tuple[int, int]], user: int | None) -> Judgement:
