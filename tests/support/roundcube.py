@@ -120,6 +120,19 @@ class PrivateRoundcube:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+def request(conn: http.client.HTTPConnection, method: str, path: str, body: str | None,
+            headers: dict) -> http.client.HTTPResponse:
+    """One request; on a kept-alive connection the server has closed since
+    (idle too long), once more on a new one, as a browser does."""
+    try:
+        conn.request(method, path, body, headers)
+        return conn.getresponse()
+    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+        conn.close()
+        conn.request(method, path, body, headers)
+        return conn.getresponse()
+
+
 class RoundcubeClient:
     """One signed-in browser's requests: the sign-in form with its token, the
     session cookies kept as the server renews them, and the request token
@@ -145,8 +158,7 @@ class RoundcubeClient:
         h = dict(headers or {})
         if self.cookies:
             h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        self.conn.request(method, path, body, h)
-        r = self.conn.getresponse()
+        r = request(self.conn, method, path, body, h)
         data = r.read()
         for c in r.msg.get_all("Set-Cookie") or []:
             k, _eq, v = c.split(";")[0].partition("=")
