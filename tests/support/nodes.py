@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from coremail.services.settings import set_value
+from coremail.supervisor.homelock import alive
 from tests.support.home import LISTENERS, Home, free_port
 
 ADMIN_PASSWORD = "admin-pass-1"
@@ -55,20 +56,12 @@ class Node(Home):
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        while time.monotonic() < deadline and any(alive(p) for p in pids):
             time.sleep(0.05)
         return pids
 
     def shutdown(self) -> None:
         self.coremail("shutdown", timeout=120)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def _descendants(pid: int) -> list[int]:
