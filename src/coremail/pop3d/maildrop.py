@@ -78,6 +78,8 @@ class SizeCache:
 class MaildropLock:
     """The per-user exclusive lock (see the module docstring)."""
 
+    in_thread = False   # acquire() never blocks: call it on the event loop
+
     def __init__(self, lock_dir: Path, user_id: int):
         self.path = Path(lock_dir) / f"pop3-{user_id}.lock"
         self._fd: int | None = None
@@ -135,6 +137,8 @@ class MaildropLeases:
 
 
 class LeaseLock:
+    in_thread = True    # acquire() asks the store: call it in a thread
+
     def __init__(self, leases: MaildropLeases, user_id: int):
         self.leases = leases
         self.name = f"pop3:{user_id}"

@@ -336,7 +336,10 @@ class Pop3Session(StreamSession):
         deadline = self.loop.time() + self.svc.lock_wait
         while True:
             try:
-                await asyncio.to_thread(lock.acquire)
+                if lock.in_thread:      # a lease: a store write
+                    await asyncio.to_thread(lock.acquire)
+                else:                   # flock(LOCK_NB): never blocks
+                    lock.acquire()
                 break
             except LockBusy:
                 if self.loop.time() >= deadline or self.closing or self._lost:
