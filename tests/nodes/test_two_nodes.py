@@ -6,7 +6,8 @@ and hostname. Real clients only (smtplib, imaplib, poplib, raw sockets).
 What must hold: mail taken by SMTP on A is read over IMAP and POP3 on B; an
 IMAP IDLE on B sees a delivery through A within a second (PostgreSQL
 LISTEN/NOTIFY); a POP3 session on A locks the maildrop against B; failed
-logins on A count on B; `coremail status --all` shows both nodes; and a
+logins on A count on B; `coremail status --all` and the webadmin (signed in
+on A, used on B) show both nodes; and a
 kill -9 of the whole of node A with mail queued for a remote that is down
 loses nothing: B delivers every message once the remote is back, none twice.
 The kill is the last test of the module (node A stays dead).
@@ -28,8 +29,9 @@ from coremail.config import load_settings
 from coremail.services.accounts import Accounts
 from coremail.store import open_store
 from tests.support.dnsserver import ZoneServer
-from tests.support.nodes import first_node, join_node
+from tests.support.nodes import ADMIN_PASSWORD, first_node, join_node
 from tests.support.peers import HAVE_SINK, Sink
+from tests.web.conftest import shot
 
 DOMAIN = "example.test"
 ANN, ANN_PW = f"ann@{DOMAIN}", "ann-pass-12345"
@@ -223,6 +225,28 @@ def test_failed_logins_on_a_count_on_b(nodes):
     assert reply.startswith(b"-ERR [LOGIN-DELAY]"), reply
     with imaplib.IMAP4("127.0.0.1", b.ports["imap"], timeout=30) as m:
         m.login(BOB, BOB_PW)     # other addresses are not affected
+
+
+def test_webadmin_services_page_shows_every_node(nodes, page):
+    """Signed in on A, the same browser session is good on B (the sessions
+    are rows of the shared store; a cookie for 127.0.0.1 goes to both ports)."""
+    a, b, _ = nodes
+    page.goto(f"http://127.0.0.1:{a.ports['http']}/webadmin/")
+    page.get_by_label("Email").fill("admin")
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/webadmin/**")
+    page.goto(f"http://127.0.0.1:{b.ports['http']}/webadmin/services")
+    shot(page, "webadmin-nodes")
+    nodes_table = page.locator("table.nodes")
+    assert nodes_table.count() == 1, page.content()[:3000]
+    text = nodes_table.inner_text()
+    assert "a.example.test" in text and "b.example.test" in text
+    row = page.locator("tr", has_text="a.example.test")
+    for svc in ("smtp", "pop3", "imap", "deliveragent", "web"):
+        assert f"{svc}: running" in row.inner_text()
+    assert "This node is b.example.test." in page.locator("main").inner_text()
+    assert [e for e in page.errors if not e.startswith("Failed to load resource")] == []
 
 
 @pytest.mark.skipif(not HAVE_SINK, reason="needs smtp-sink (postfix package)")

@@ -99,3 +99,14 @@ def test_concurrent_migrations_run_once(pg_cluster, tmp_path, n):
         assert [d.name for d in s.list_domains()] == ["example.test"]
     finally:
         s.close()
+
+
+def test_web_sessions(store):
+    store.web_session_put("k1", 7, "csrf1", 100.0, now=50.0)
+    store.web_session_put("k2", 8, "csrf2", 300.0, now=50.0)
+    assert store.web_session_get("k1") == (7, "csrf1", 100.0)
+    store.web_session_put("k3", 9, "csrf3", 400.0, now=200.0)   # k1 expired: forgotten
+    assert store.web_session_get("k1") is None
+    store.web_session_delete("k2")
+    assert store.web_session_get("k2") is None
+    assert store.web_session_get("k3") == (9, "csrf3", 400.0)

@@ -12,7 +12,7 @@ from ..interfaces import NodeState
 class MemoryNodes:
     # Provided by MemoryStore.
     _lock: object
-    _nodes_data: dict   # leases, failures, nodes, files
+    _nodes_data: dict   # leases, failures, nodes, files, web (sessions)
 
     shared = False
 
@@ -85,6 +85,22 @@ class MemoryNodes:
     def shared_files(self) -> dict[str, tuple[bytes, float]]:
         with self._lock:
             return dict(self._nodes_state()["files"])
+
+    def web_session_put(self, key: str, user_id: int, csrf: str, expires: float,
+                        now: float) -> None:
+        with self._lock:
+            sessions = self._nodes_state()["web"]
+            for k in [k for k, v in sessions.items() if v[2] < now]:
+                del sessions[k]
+            sessions[key] = (user_id, csrf, expires)
+
+    def web_session_get(self, key: str) -> tuple[int, str, float] | None:
+        with self._lock:
+            return self._nodes_state()["web"].get(key)
+
+    def web_session_delete(self, key: str) -> None:
+        with self._lock:
+            self._nodes_state()["web"].pop(key, None)
 
     def folder_changes(self) -> None:
         return None

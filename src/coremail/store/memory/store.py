@@ -72,7 +72,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
         self._trace_events: list = []     # the message trace (memory/trace.py)
         self._trace_index: dict[str, list[tuple[float, str]]] = {}
         self._audit: list = []
-        self._nodes_data: dict = dict(leases={}, failures=[], nodes={}, files={})  # nodes.py
+        self._nodes_data: dict = dict(leases={}, failures=[], nodes={}, files={}, web={})  # nodes.py
 
     def migrate(self) -> None:
         """Nothing to migrate: there is no schema."""

@@ -1,7 +1,8 @@
 """What several nodes share through the database (a mixin of SqlStore):
 leases (named locks with an expiry: the POP3 maildrop lock between hosts),
 the failed logins of the login throttle, the nodes' heartbeats, the files
-every node copies into its conf/, and folder change notifications.
+every node copies into its conf/, web sessions, and folder change
+notifications.
 
 Notifications: on PostgreSQL a trigger on `folders` (migration 0011) sends
 NOTIFY coremail_folders with the folder id at the commit of any change to
@@ -136,6 +137,24 @@ class NodeStore:
         with self._read() as c:
             return {r.name: (bytes(r.content), float(r.updated))
                     for r in c.execute(select(f.c.name, f.c.content, f.c.updated))}
+
+    # ------------------------------------------------------- web sessions
+    def web_session_put(self, key: str, user_id: int, csrf: str, expires: float,
+                        now: float) -> None:
+        w = t.web_sessions
+        with self._write() as c:
+            c.execute(delete(w).where(or_(w.c.expires < now, w.c.key == key)))
+            c.execute(insert(w).values(key=key, user_id=user_id, csrf=csrf, expires=expires))
+
+    def web_session_get(self, key: str) -> tuple[int, str, float] | None:
+        w = t.web_sessions
+        with self._read() as c:
+            r = c.execute(select(w.c.user_id, w.c.csrf, w.c.expires).where(w.c.key == key)).first()
+        return (int(r.user_id), r.csrf, float(r.expires)) if r else None
+
+    def web_session_delete(self, key: str) -> None:
+        with self._write() as c:
+            c.execute(delete(t.web_sessions).where(t.web_sessions.c.key == key))
 
     # ------------------------------------------------------ notifications
     def folder_changes(self) -> PgFolderChanges | None:

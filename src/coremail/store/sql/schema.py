@@ -257,7 +257,8 @@ trace_keys = Table(
 # named locks with a lease (a POP3 maildrop), failed logins per client
 # address (the login throttle), the nodes with their heartbeat and service
 # states, and the files every node needs alike (certificate, DKIM keys, SRS
-# secret), copied to each node's conf/.
+# secret), copied to each node's conf/, and the web sessions (a browser's
+# next request may reach another node).
 leases = Table(
     "leases", metadata,
     Column("name", String(200), primary_key=True),
@@ -288,4 +289,13 @@ shared_files = Table(
     Column("name", String(255), primary_key=True),
     Column("content", LargeBinary, nullable=False),
     Column("updated", Float, nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("key", String(64), primary_key=True),    # SHA-256 of the cookie's token
+    Column("user_id", Integer, nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("expires", Float, nullable=False),
+    Index("ix_web_sessions_expires", "expires"),
 )

@@ -4,7 +4,8 @@ notifications on PostgreSQL
 `leases` are named locks with an expiry (the POP3 maildrop lock between
 nodes), `auth_failures` the login throttle's failures per client address,
 `nodes` each node's heartbeat and service states (`coremail status --all`),
-`shared_files` the certificate, DKIM keys and SRS secret every node copies.
+`shared_files` the certificate, DKIM keys and SRS secret every node copies,
+`web_sessions` the web sign-ins (any node may get a browser's next request).
 On PostgreSQL a trigger on `folders` sends NOTIFY coremail_folders with the
 folder id whenever its modseq or uidnext moves, so IMAP IDLE on any node
 wakes at once instead of polling.
@@ -65,6 +66,14 @@ def upgrade() -> None:
         sa.Column('content', sa.LargeBinary(), nullable=False),
         sa.Column('updated', sa.Float(), nullable=False),
     )
+    op.create_table(
+        'web_sessions',
+        sa.Column('key', sa.String(64), primary_key=True),
+        sa.Column('user_id', sa.Integer(), nullable=False),
+        sa.Column('csrf', sa.String(64), nullable=False),
+        sa.Column('expires', sa.Float(), nullable=False),
+    )
+    op.create_index('ix_web_sessions_expires', 'web_sessions', ['expires'])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(NOTIFY_FUNCTION)
         op.execute(NOTIFY_TRIGGER)
@@ -74,6 +83,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS folders_changed ON folders")
         op.execute("DROP FUNCTION IF EXISTS coremail_folder_changed()")
+    op.drop_table('web_sessions')
     op.drop_table('shared_files')
     op.drop_table('nodes')
     op.drop_table('auth_failures')
