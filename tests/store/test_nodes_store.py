@@ -44,7 +44,6 @@ def test_nodes_and_shared_files(store):
     nodes = store.node_list()
     assert [n.hostname for n in nodes] == ["a.example.test", "b.example.test"]
     assert nodes[1].heartbeat == 30.0 and nodes[1].services[0]["state"] == "stopped"
-    assert store.node_forget("a.example.test") and not store.node_forget("a.example.test")
     store.shared_file_put("tls/cert.pem", b"one", 5.0)
     store.shared_file_put("tls/cert.pem", b"two\x00", 6.0)
     assert store.shared_files() == {"tls/cert.pem": (b"two\x00", 6.0)}

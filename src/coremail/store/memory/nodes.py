@@ -74,10 +74,6 @@ class MemoryNodes:
             nodes = self._nodes_state()["nodes"]
             return [nodes[k] for k in sorted(nodes)]
 
-    def node_forget(self, hostname: str) -> bool:
-        with self._lock:
-            return self._nodes_state()["nodes"].pop(hostname, None) is not None
-
     def shared_file_put(self, name: str, content: bytes, updated: float) -> None:
         with self._lock:
             self._nodes_state()["files"][name] = (bytes(content), float(updated))

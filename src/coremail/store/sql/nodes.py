@@ -121,10 +121,6 @@ class NodeStore:
         return [NodeState(r.hostname, float(r.started), float(r.heartbeat),
                           tuple(json.loads(r.services or "[]"))) for r in rows]
 
-    def node_forget(self, hostname: str) -> bool:
-        with self._write() as c:
-            return c.execute(delete(t.nodes).where(t.nodes.c.hostname == hostname)).rowcount > 0
-
     # ------------------------------------------------------- shared files
     def shared_file_put(self, name: str, content: bytes, updated: float) -> None:
         f = t.shared_files
