@@ -1,3 +1,19 @@
 """Shared pytest fixtures."""
 
+import pytest
+
 from tests.support.dnsserver import dns_server  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throw-away PostgreSQL cluster for the session (tests/store/pgcluster.py):
+    the store tests and the several-node tests take databases in it."""
+    from tests.store.pgcluster import Cluster, server_bin_dir
+    bin_dir = server_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin "
+                    "(apt-get install postgresql, or `make test-deps`)")
+    cluster = Cluster(bin_dir).start()
+    yield cluster
+    cluster.stop()

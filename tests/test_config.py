@@ -36,7 +36,8 @@ def write_home(home: Path, text: str | None = None) -> Path:
     path = home / CONFIG_RELATIVE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text if text is not None else TEMPLATE.format(
-        hostname="mail.example.test", domain="example.test", **PRIVILEGED))
+        hostname="mail.example.test", domain="example.test", database="", blobs="",
+        **PRIVILEGED))
     return path
 
 
@@ -68,9 +69,12 @@ def test_settings_are_frozen():
 
 def test_the_init_template_is_valid_and_matches_the_interface():
     data = tomllib.loads(TEMPLATE.format(hostname="mx.example.test", domain="example.test",
-                                         **PRIVILEGED))
+                                         database="postgresql+psycopg://u@db/cm",
+                                         blobs="/srv/blobs", **PRIVILEGED))
     s = build_settings(data, env={})
     assert s.server.hostname == "mx.example.test"
+    assert s.storage.database == "postgresql+psycopg://u@db/cm"
+    assert s.storage.blobs == "/srv/blobs"
     assert s.listen.smtp == 25 and s.listen.http == 80
     assert str(s.limits.default_quota) == "1G"
 

@@ -233,6 +233,9 @@ class StorageSection(Section):
     # SQLAlchemy URL; empty: SQLite in DIR/data/coremail.db; "memory:" a
     # throw-away MemoryStore per process (experiments only: not durable).
     database: str = ""
+    # The message files; empty: DIR/data/blobs. Several nodes: a directory
+    # every node mounts (NFS, CephFS, ...), with the same path on each.
+    blobs: str = ""
 
 
 class LogSection(Section):

@@ -13,22 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from .pgcluster import Cluster, server_bin_dir
 
 DOMAIN = "example.test"
 SQL_BACKENDS = ["sqlite", "postgresql"]
 STORE_BACKENDS = SQL_BACKENDS + ["memory"]
-
-
-@pytest.fixture(scope="session")
-def pg_cluster():
-    bin_dir = server_bin_dir()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin "
-                    "(apt-get install postgresql, or `make test-deps`)")
-    cluster = Cluster(bin_dir).start()
-    yield cluster
-    cluster.stop()
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """A throw-away PostgreSQL cluster for the store tests: initdb in a temp dir,
 trust auth, listening on one free 127.0.0.1 port only, no fsync (the data
-dies with the test session). Run as the `postgres` OS user when the tests
+dies with the test session); `durable=True` keeps PostgreSQL's defaults
+(fsync, synchronous commit) for the benchmarks. Run as the `postgres` OS user when the tests
 run as root (the server refuses root), else as the current user."""
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ def _free_port() -> int:
 
 
 class Cluster:
-    def __init__(self, bin_dir: Path):
+    def __init__(self, bin_dir: Path, durable: bool = False):
         self.bin = bin_dir
+        self.durable = durable
         self.dir = Path(tempfile.mkdtemp(prefix="coremail-pg-"))
         self.data = self.dir / "data"
         self.port = _free_port()
@@ -54,8 +56,9 @@ class Cluster:
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
                   "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
         opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} "
-                f"-c unix_socket_directories={self.dir} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+                f"-c unix_socket_directories={self.dir} -c max_connections=200")
+        if not self.durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l",
                   str(self.dir / "server.log"), "-o", opts, "-w", "-t", "30", "start")
         return self

@@ -21,12 +21,14 @@ BIN = Path(sys.executable).parent
 
 class ServedHome:
     def __init__(self, users: dict[str, str], domain: str = "example.test",
-                 root: Path | None = None, settings: dict[str, str] | None = None):
+                 root: Path | None = None, settings: dict[str, str] | None = None,
+                 database: str = ""):
         self.path = Path(root or tempfile.mkdtemp(prefix="coremail-served-"))
         self.users = dict(users)
         self.domain = domain
         self.ports = {name: free_port() for name in LISTENERS}
         self.settings = dict(settings or {})
+        self.database = database    # a PostgreSQL URL: `init --database` (one node of many)
         self._pids: list[int] = []
 
     def run(self, tool: str, *args: str, timeout: float = 120) -> str:
@@ -46,7 +48,9 @@ class ServedHome:
 
     def prepare(self) -> "ServedHome":
         """Everything but `coremail start`: init, settings, users."""
-        self.run("coremail", "init", "--domain", self.domain, "--admin-password", "served-admin-1")
+        extra = ("--database", self.database) if self.database else ()
+        self.run("coremail", "init", "--domain", self.domain, "--admin-password", "served-admin-1",
+                 *extra)
         self.run("coremail", "config", "set", "listen.address", "127.0.0.1")
         for name, port in self.ports.items():
             self.run("coremail", "config", "set", f"listen.{name}", str(port))

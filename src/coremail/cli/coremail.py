@@ -10,10 +10,10 @@ import click
 from ..app import available_services
 from ..config import ConfigError
 from ..mail.dkimkeys import DkimKeyError, create_keys, remove_key
-from ..services import dnsrecords
+from ..services import dnsrecords, sharedconf
 from ..services.accounts import AccountError, Accounts
 from ..services.audit import Audit
-from ..services.home import HomeExists, init_home
+from ..services.home import HomeExists, JoinError, init_home, join_home
 from ..services.queue import QueueAdmin
 from ..services.settings import get_value, set_value
 from ..services.spamlearn import learn_paths
@@ -33,28 +33,48 @@ def cli(ctx, home):
 
 
 @cli.command()
-@click.option("--domain", required=True, help="The primary mail domain.")
+@click.option("--domain", default=None, help="The primary mail domain.")
 @click.option("--hostname", default=None, help="This server's name (default mail.DOMAIN).")
 @click.option("--admin-password", default=None, help="Else a strong one is generated and printed once.")
 @click.option("--unprivileged-ports/--standard-ports", default=None,
               help="Force the 25xx ports or the standard ones (default: by privilege).")
+@click.option("--database", default="", metavar="URL",
+              help="postgresql+psycopg://USER:PW@HOST/DB: the first node of several.")
+@click.option("--blobs", default="", metavar="DIR",
+              help="The message files (default DIR/data/blobs); several nodes: a shared mount.")
+@click.option("--join", "join", default=None, metavar="DATABASE_URL",
+              help="Add a node to the system in this PostgreSQL database (with --blobs, --hostname).")
 @home_option
-def init(home, domain, hostname, admin_password, unprivileged_ports):
+def init(home, domain, hostname, admin_password, unprivileged_ports, database, blobs, join):
     """Create a new home: configuration, certificate, domain and admin."""
+    privileged = None if unprivileged_ports is None else not unprivileged_ports
     try:
-        r = init_home(home, domain, hostname, admin_password,
-                      None if unprivileged_ports is None else not unprivileged_ports)
+        if join is not None:
+            if domain or database or admin_password:
+                fail("--join takes no --domain, --database or --admin-password: the node "
+                     "serves what the joined system holds", 2)
+            if not hostname:
+                fail("--join needs --hostname: each node has its own name", 2)
+            r = join_home(home, join, blobs, hostname, privileged)
+        else:
+            if not domain:
+                fail("init needs --domain (or --join DATABASE_URL to add a node)", 2)
+            r = init_home(home, domain, hostname, admin_password, privileged,
+                          database=database, blobs=blobs)
     except HomeExists as e:
         fail(str(e))
-    except (AccountError, ConfigError) as e:
+    except (AccountError, ConfigError, JoinError) as e:
         fail(str(e), 2)
-    click.echo(f"initialised {r.home} for {r.domain} (hostname {r.hostname})")
+    if join is not None:
+        click.echo(f"joined {r.home} to the system serving {r.domain} (hostname {r.hostname})")
+    else:
+        click.echo(f"initialised {r.home} for {r.domain} (hostname {r.hostname})")
     if not r.privileged:
         click.echo("not allowed to use ports below 1024: using unprivileged ports "
                    + ", ".join(f"{k} {v}" for k, v in r.ports.items()))
     if r.password:
         click.echo(f"admin account: {r.admin}  password: {r.password}  (shown once; keep it)")
-    else:
+    elif join is None:
         click.echo(f"admin account: {r.admin}")
 
 
@@ -86,6 +106,8 @@ def start(home, service):
     settings_or_exit(home)
     _, store = store_or_exit(home)  # migrations run once here, not in every worker
     store.blobs.clean_tmp()
+    if store.shared:   # several nodes: the certificate, DKIM keys, SRS secret alike
+        sharedconf.sync(home, store)
     store.close()
     try:
         was = control.running_pid(home)
@@ -137,9 +159,13 @@ def restart(home, service):
 
 
 @cli.command()
+@click.option("--all", "every", is_flag=True, help="Every node of a shared system.")
 @home_option
-def status(home):
+def status(home, every):
     """A line per service: name, state, pid, addresses."""
+    if every:
+        _status_all(home)
+        return
     reply = _simple(home, "status", None)
     click.echo(f"supervisor\trunning\t{reply['pid']}")
     for s in reply["services"]:
@@ -147,6 +173,39 @@ def status(home):
         extra = f"\t{s['error']}" if s.get("error") and s["state"] != "running" else ""
         click.echo(f"{s['name']}\t{s['state']}\t{s['pid'] or '-'}\t{addrs}{extra}".rstrip())
     clamd_line(home)
+
+
+def _status_all(home) -> None:
+    """A line per service of every node, each starting with the node's name."""
+    import time
+
+    from ..supervisor.heartbeat import STALE_AFTER
+    _, store = store_or_exit(home)
+    try:
+        nodes = store.node_list() if store.shared else []
+    finally:
+        store.close()
+    if not nodes:   # one node: this one, as `status` shows it
+        reply = _simple(home, "status", None)
+        nodes_lines = [("supervisor", "running", str(reply["pid"]), "")] + [
+            (s["name"], s["state"], str(s["pid"] or "-"),
+             " ".join(f"{k}={v}" for k, v in s["addresses"].items()))
+            for s in reply["services"]]
+        name = settings_or_exit(home).server.hostname
+        for line in nodes_lines:
+            click.echo("\t".join((name, *line)).rstrip())
+        return
+    now = time.time()
+    for n in nodes:
+        age = now - n.heartbeat
+        stale = age > STALE_AFTER
+        click.echo(f"{n.hostname}\tnode\t{'not reporting' if stale else 'reporting'}"
+                   f"\tlast heartbeat {age:.0f}s ago")
+        for s in n.services:
+            state = f"{s['state']} (as of {age:.0f}s ago)" if stale else s["state"]
+            addrs = " ".join(f"{k}={v}" for k, v in (s.get("addresses") or {}).items())
+            click.echo(f"{n.hostname}\t{s['name']}\t{state}\t{s.get('pid') or '-'}"
+                       f"\t{addrs}".rstrip())
 
 
 def clamd_line(home) -> None:

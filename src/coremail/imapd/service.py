@@ -8,13 +8,17 @@ change made in another process (another worker's session, POP3, SMTP
 delivery) reaches a session in IDLE through the watcher: every half second,
 one store query for the (highestmodseq, uidnext) of every folder an idling
 session has selected, and only the sessions whose folder moved look further.
+With a store that notifies (PostgreSQL: LISTEN, fed by a trigger whatever
+node made the change) a thread waits for the notifications and wakes the
+sessions of those folders at once; the poll then only runs every
+NOTIFIED_POLL seconds, in case a notification was lost with a connection.
 """
 from __future__ import annotations
 
 import asyncio
 
 from ..proto.access import AccessService
-from ..services.login import Authenticator, FailureThrottle, LoginCache
+from ..services.login import Authenticator, LoginCache, throttle_for
 from ..services.mailboxes import Mailboxes
 from ..services.spamlearn import Learner
 from ..services.views import Views
@@ -22,6 +26,7 @@ from .commands import CommandTable
 from .session import ImapSession
 
 POLL_INTERVAL = 0.5
+NOTIFIED_POLL = 10.0
 
 
 class IdleWatcher:
@@ -30,9 +35,46 @@ class IdleWatcher:
         self.log = log
         self.sessions: set[ImapSession] = set()
         self.task: asyncio.Task | None = None
+        self.listener: asyncio.Task | None = None
+        self.interval = POLL_INTERVAL
+
+    def _listen(self) -> None:
+        """Start the notification listener once, if the store has one."""
+        if self.listener is not None or not getattr(self.store, "shared", False):
+            return
+        self.listener = asyncio.get_running_loop().create_task(self._notified())
+
+    async def _notified(self) -> None:
+        loop = asyncio.get_running_loop()
+        feed = None
+        while True:
+            try:
+                if feed is None:
+                    feed = await asyncio.to_thread(self.store.folder_changes)
+                    if feed is None:
+                        return
+                    self.interval = NOTIFIED_POLL
+                changed = await loop.run_in_executor(None, feed.wait, 1.0)
+            except asyncio.CancelledError:
+                if feed is not None:
+                    await asyncio.to_thread(feed.close)
+                raise
+            except Exception as e:  # noqa: BLE001 - back to polling until it reconnects
+                self.log.warning("imap.idle_listen_failed", error=repr(e))
+                self.interval = POLL_INTERVAL
+                if feed is not None:
+                    await asyncio.to_thread(feed.close)
+                feed = None
+                await asyncio.sleep(5)
+                continue
+            if changed:
+                for s in list(self.sessions):
+                    if s.mailbox is not None and s.mailbox.folder_id in changed:
+                        s.poke()
 
     def add(self, session: ImapSession) -> None:
         self.sessions.add(session)
+        self._listen()
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run())
 
@@ -41,7 +83,7 @@ class IdleWatcher:
 
     async def _run(self) -> None:
         while self.sessions:
-            await asyncio.sleep(POLL_INTERVAL)
+            await asyncio.sleep(self.interval)
             watched = [s for s in self.sessions if s.mailbox is not None]
             if not watched:
                 continue
@@ -60,8 +102,9 @@ class IdleWatcher:
                     s.poke()
 
     def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        for task in (self.task, self.listener):
+            if task is not None:
+                task.cancel()
 
 
 class ImapService(AccessService):
@@ -70,7 +113,7 @@ class ImapService(AccessService):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         run = ctx.home / "run"
-        self.auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"),
+        self.auth = Authenticator(ctx.store, throttle_for(ctx.store, run),
                                   LoginCache(shared_dir=run / "logincache-imap", key=ctx.login_key),
                                   queue=lambda: ctx.settings.limits.auth_queue)
         self.watcher = IdleWatcher(ctx.store, ctx.log)

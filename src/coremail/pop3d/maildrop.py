@@ -7,7 +7,9 @@ and the deletions applied at QUIT. No protocol here.
   lock"), across every worker process: `fcntl.flock` on
   DIR/run/locks/pop3-<user id>.lock. The kernel drops it when the session's
   file is closed or its process dies, so a crash never leaves a stale lock.
-  (One host only; several nodes over PostgreSQL would need a row lock.)
+  Several nodes (a shared store): the lock is a lease row in the store
+  instead (`MaildropLeases`), renewed while the session lasts; a node that
+  dies holds its users' maildrops until the lease runs out (LEASE_TTL).
 - UIDL: "<INBOX uidvalidity>.<uid>": the uid never changes or gets reused
   in a folder, and a recreated INBOX gets a new uidvalidity, so a
   leave-on-server client never mistakes a new message for an old one.
@@ -18,9 +20,14 @@ and the deletions applied at QUIT. No protocol here.
 """
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
+import itertools
 import os
+import secrets
+import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -71,6 +78,8 @@ class SizeCache:
 class MaildropLock:
     """The per-user exclusive lock (see the module docstring)."""
 
+    in_thread = False   # acquire() never blocks: call it on the event loop
+
     def __init__(self, lock_dir: Path, user_id: int):
         self.path = Path(lock_dir) / f"pop3-{user_id}.lock"
         self._fd: int | None = None
@@ -91,6 +100,66 @@ class MaildropLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
+
+
+LEASE_TTL = 60.0     # seconds a maildrop lease lasts unless renewed
+LEASE_RENEW = 20.0   # how often a process renews the leases it holds
+
+
+class MaildropLeases:
+    """The maildrop locks of one POP3 process over the store's leases, for
+    several nodes: each session's lock has its own owner name
+    ("host:pid:token:n"), and one task renews them all (`run`)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.prefix = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.held: dict[str, str] = {}      # owner -> lease name
+        self._n = itertools.count(1)
+
+    def lock(self, user_id: int) -> "LeaseLock":
+        return LeaseLock(self, user_id)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEW)
+            for owner in list(self.held):
+                try:
+                    await asyncio.to_thread(self.store.lease_renew, owner, time.time() + LEASE_TTL)
+                except Exception:  # noqa: BLE001 - retried at the next round
+                    pass
+
+    def release_all(self) -> None:
+        """Blocking: every lease still held (a stopping service)."""
+        for owner in list(self.held):
+            self.held.pop(owner, None)
+            self.store.lease_release(owner)
+
+
+class LeaseLock:
+    in_thread = True    # acquire() asks the store: call it in a thread
+
+    def __init__(self, leases: MaildropLeases, user_id: int):
+        self.leases = leases
+        self.name = f"pop3:{user_id}"
+        self.owner = f"{leases.prefix}:{next(leases._n)}"
+
+    def acquire(self) -> None:
+        """Blocking (the store): run it in a thread."""
+        if not self.leases.store.lease_acquire(self.name, self.owner, time.time() + LEASE_TTL):
+            raise LockBusy("the maildrop is in use by another session")
+        self.leases.held[self.owner] = self.name
+
+    def release(self) -> None:
+        """Called on the event loop: the store write goes to a thread."""
+        if self.leases.held.pop(self.owner, None) is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.leases.store.lease_release(self.owner)
+            return
+        loop.run_in_executor(None, self.leases.store.lease_release, self.owner)
 
 
 @dataclass

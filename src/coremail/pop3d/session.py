@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from pathlib import Path
 from typing import Awaitable, Protocol
 
 from ..config import Settings
@@ -24,7 +23,7 @@ from ..store.blobs import new_id
 from ..store.interfaces import BlobMissing, StorageFull, Store
 from ..services.login import Authenticator, LoginBusy, SaslError, decode_plain, plaintext_login_allowed
 from ..services.views import Views
-from .maildrop import Entry, LockBusy, Maildrop, MaildropLock, SizeCache
+from .maildrop import Entry, LeaseLock, LockBusy, Maildrop, MaildropLock, SizeCache
 from .parser import ParseError, parse_command, parse_number
 from .wire import StreamEncoder, encode, normalise, stuff, top
 
@@ -50,11 +49,11 @@ class Pop3Host(Protocol):
     auth: Authenticator
     sizes: SizeCache
     views: Views
-    lock_dir: Path
     lock_wait: float
 
     @property
     def settings(self) -> Settings: ...
+    def maildrop_lock(self, user_id: int) -> MaildropLock | LeaseLock: ...
     def max_line(self) -> int: ...
     def idle_timeout(self) -> float: ...
     def tls_available(self) -> bool: ...
@@ -68,7 +67,7 @@ class Pop3Session(StreamSession):
         self.state = AUTHORIZATION
         self.login_name: str | None = None
         self.drop: Maildrop | None = None
-        self.lock: MaildropLock | None = None
+        self.lock: MaildropLock | LeaseLock | None = None
         self.retrieved = self.deleted = self.bytes_out = self.bad = 0
         self._retr_log: list[str] = []   # "number:qid" not yet logged
         self.outcome = "dropped"
@@ -331,13 +330,16 @@ class Pop3Session(StreamSession):
             self.login_name = None
             self._err("[AUTH] wrong user name or password")
             return
-        lock = MaildropLock(self.svc.lock_dir, user.id)
+        lock = self.svc.maildrop_lock(user.id)
         # A client that reconnects right after QUIT, or two polls racing,
         # should not fail: wait a moment for the other session to end.
         deadline = self.loop.time() + self.svc.lock_wait
         while True:
             try:
-                lock.acquire()
+                if lock.in_thread:      # a lease: a store write
+                    await asyncio.to_thread(lock.acquire)
+                else:                   # flock(LOCK_NB): never blocks
+                    lock.acquire()
                 break
             except LockBusy:
                 if self.loop.time() >= deadline or self.closing or self._lost:

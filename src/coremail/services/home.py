@@ -14,6 +14,7 @@ from ..mail.srs import ensure_secret
 from ..proto.tls import make_self_signed
 from ..store import open_store
 from .accounts import AccountError, Accounts, check_password
+from . import sharedconf
 from .passwords import generate_password
 
 PRIVILEGED = dict(smtp=25, submission=587, smtps=465, pop3=110, pop3s=995, imap=143,
@@ -127,7 +128,10 @@ imap = 2                  # processes serving IMAP
 deliveragent = 2          # outbound delivery; the concurrency limits are shared among them
 
 [storage]
-database = ""             # SQLAlchemy URL; empty: SQLite in DIR/data/coremail.db
+database = "{database}"   # empty: SQLite in DIR/data/coremail.db; several nodes share
+                          # "postgresql+psycopg://USER:PW@HOST/DB" (init --join adds a node)
+blobs = "{blobs}"         # the message files; empty: DIR/data/blobs; several nodes: one
+                          # directory every node mounts at the same path (NFS, CephFS, ...)
 
 [log]
 level = "info"            # debug, info, warning or error
@@ -140,6 +144,13 @@ keep = "30d"              # then its events are purged
 
 class HomeExists(Exception):
     pass
+
+
+class JoinError(Exception):
+    """The database named by --join (or --database) cannot take this node."""
+
+
+PRIMARY_DOMAIN_KEY = "system.primary_domain"   # a store setting: what a joining node serves
 
 
 @dataclass
@@ -163,12 +174,51 @@ def can_bind_privileged() -> bool:
     return start <= 25
 
 
-def init_home(home: Path, domain: str, hostname: str | None = None,
-              admin_password: str | None = None, privileged: bool | None = None) -> InitResult:
-    home = Path(home)
+def _toml_string(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _prepare(home: Path) -> Path:
     cfg_path = home / CONFIG_RELATIVE
     if cfg_path.exists() or (home / "data").exists():
         raise HomeExists(f"{home} already holds a coremail home; nothing was changed")
+    return cfg_path
+
+
+def _undo(home: Path, store) -> None:
+    """A refused init leaves no data/ behind (so it can be run again)."""
+    store.close()
+    try:
+        (home / "data").rmdir()
+    except OSError:
+        pass
+
+
+def _template(hostname: str, domain: str, privileged: bool | None, database: str,
+              blobs: str) -> tuple[str, dict, bool]:
+    if privileged is None:
+        privileged = can_bind_privileged()
+    ports = PRIVILEGED if privileged else UNPRIVILEGED
+    text = TEMPLATE.format(hostname=hostname, domain=domain, database=_toml_string(database),
+                           blobs=_toml_string(blobs), **ports)
+    return text, ports, privileged
+
+
+def _make_dirs(home: Path, blobs: str) -> None:
+    for sub in ("conf", "logs", "run", "data"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(home / "data", 0o700)
+    if blobs:
+        Path(blobs).mkdir(parents=True, exist_ok=True)
+
+
+def init_home(home: Path, domain: str, hostname: str | None = None,
+              admin_password: str | None = None, privileged: bool | None = None,
+              database: str = "", blobs: str = "") -> InitResult:
+    """A new home; with `database` (PostgreSQL) the first node of a system
+    that further nodes join (`join_home`), its message files in `blobs`."""
+    home = Path(home)
+    cfg_path = _prepare(home)
     try:
         domain = normalise_domain(domain)
     except AddressError as e:
@@ -178,19 +228,27 @@ def init_home(home: Path, domain: str, hostname: str | None = None,
         raise AccountError("the admin password is empty")
     if admin_password is not None:
         check_password(admin_password)  # now: once data/ exists, init refuses to run again
-    if privileged is None:
-        privileged = can_bind_privileged()
-    ports = PRIVILEGED if privileged else UNPRIVILEGED
-    text = TEMPLATE.format(hostname=hostname, domain=domain, **ports)
+    text, ports, privileged = _template(hostname, domain, privileged, database, blobs)
     import tomllib
     settings = build_settings(tomllib.loads(text))  # the template must always validate
-    for sub in ("conf", "logs", "run", "data"):
-        (home / sub).mkdir(parents=True, exist_ok=True)
-    os.chmod(home / "data", 0o700)
+    store = open_store(home, settings) if database else None
+    if store is not None:
+        try:
+            store.migrate()
+            if store.list_domains():
+                raise JoinError("that database already holds a coremail system: add this "
+                                "node with `coremail init --join`")
+        except JoinError:
+            _undo(home, store)
+            raise
+        except Exception as e:  # noqa: BLE001 - the operator needs the reason in one line
+            _undo(home, store)
+            raise JoinError(f"cannot use the database: {e}") from None
+    _make_dirs(home, blobs)
     make_self_signed(home / "conf" / "tls", hostname)
     ensure_keys(home, domain)
     ensure_secret(home)
-    store = open_store(home, settings)
+    store = store or open_store(home, settings)
     try:
         store.migrate()
         accounts = Accounts(store, domain, settings.limits.default_quota)
@@ -199,8 +257,58 @@ def init_home(home: Path, domain: str, hostname: str | None = None,
         accounts.add_user(f"admin@{domain}", password, quota=0, name="Administrator", admin=True)
         for role in ("postmaster", "abuse"):  # RFC 5321 4.5.1, RFC 2142
             accounts.add_alias(f"{role}@{domain}", f"admin@{domain}")
+        if store.shared:
+            store.set_setting("", PRIMARY_DOMAIN_KEY, domain)
+            sharedconf.push(home, store)
     finally:
         store.close()
     cfg_path.write_text(text)  # last: its presence marks a finished init
     return InitResult(home, domain, hostname, f"admin@{domain}",
                       None if admin_password else password, dict(ports), privileged)
+
+
+def join_home(home: Path, database: str, blobs: str, hostname: str,
+              privileged: bool | None = None) -> InitResult:
+    """A further node's home: the system's database and message files, the
+    certificate, DKIM keys and SRS secret copied from the database
+    (services.sharedconf), and its own hostname."""
+    home = Path(home)
+    cfg_path = _prepare(home)
+    if not database.startswith("postgresql"):
+        raise JoinError("--join takes the PostgreSQL URL of the first node's database "
+                        "(postgresql+psycopg://USER:PW@HOST/DB)")
+    if not blobs:
+        raise JoinError("--blobs must name the message directory every node mounts")
+    try:
+        hostname = normalise_domain(hostname)
+    except AddressError as e:
+        raise JoinError(f"bad hostname {hostname!r}: {e}") from None
+    import tomllib
+    text, ports, privileged = _template(hostname, "example.test", privileged, database, blobs)
+    store = open_store(home, build_settings(tomllib.loads(text)))
+    joined = False
+    try:
+        try:
+            store.migrate()
+            domain = store.get_setting("", PRIMARY_DOMAIN_KEY) or next(
+                (d.name for d in store.list_domains()), None)
+            files = store.shared_files()
+        except Exception as e:  # noqa: BLE001
+            raise JoinError(f"cannot use the database: {e}") from None
+        if domain is None or not files:
+            raise JoinError("that database holds no coremail system yet: make the first "
+                            "node with `coremail init --domain D --database URL --blobs DIR`")
+        if not Path(blobs).is_dir():
+            raise JoinError(f"{blobs} is not a directory: mount the shared message "
+                            "directory first")
+        text, ports, privileged = _template(hostname, domain, privileged, database, blobs)
+        _make_dirs(home, "")
+        sharedconf.pull(home, store)
+        joined = True
+    finally:
+        if joined:
+            store.close()
+        else:
+            _undo(home, store)
+    cfg_path.write_text(text)
+    return InitResult(home, domain, hostname, f"admin@{domain}", None, dict(ports), privileged)

@@ -4,7 +4,9 @@ verified credentials, and the bounded queue in front of the password checks.
 
 Throttle: each failure appends a timestamp to DIR/run/authfail/<ip>, one file
 per client address whatever the protocol, so every service and worker process
-counts the same failures. After `limits.auth_failures` within
+counts the same failures; with a shared store (several nodes on PostgreSQL)
+the failures are rows of the store instead (`StoreThrottle`), so a node
+counts the failures seen by every other (`throttle_for` picks). After `limits.auth_failures` within
 `limits.auth_window`, logins from that address are refused without checking
 the password until the oldest of those failures leaves the window.
 
@@ -152,6 +154,36 @@ class FailureThrottle:
                 f.write(f"{now:.3f}\n")
         except OSError:
             pass  # a throttle that cannot write must never stop logins for everyone
+
+
+class StoreThrottle(FailureThrottle):
+    """The same throttle over the store's auth_failures rows: one count for
+    every node of a shared system (blocking: call it from a thread)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def _recent(self, ip: str, window: float, now: float) -> list[float]:
+        try:
+            return self.store.auth_failures(ip, now - window)
+        except Exception:  # noqa: BLE001 - the database away must not stop every login
+            return []
+
+    def clear(self) -> None:
+        self.store.auth_failures_clear()
+
+    def record_failure(self, ip: str, window: float) -> None:
+        now = time.time()
+        try:
+            self.store.auth_failure_add(ip, now, forget_before=now - max(window, 3600.0))
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def throttle_for(store: Store, run_dir: Path) -> FailureThrottle:
+    """The throttle of a service: the store's when several nodes share it,
+    else the files under DIR/run/authfail (no database write per failure)."""
+    return StoreThrottle(store) if store.shared else FailureThrottle(Path(run_dir) / "authfail")
 
 
 class LoginCache:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..mail.srs import Srs
 from ..proto.listen import ListenerSpec, SessionTracker, peer_address
-from ..services.login import Authenticator, FailureThrottle, LoginCache
+from ..services.login import Authenticator, LoginCache, throttle_for
 from .engine import Session, SmtpProtocol
 from .handler import SmtpHandler
 
@@ -46,7 +46,7 @@ class SmtpService:
                 raise
             ctx.log.warning("smtp.no_tls", error=str(e))
         run = ctx.home / "run"
-        auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"),
+        auth = Authenticator(ctx.store, throttle_for(ctx.store, run),
                              LoginCache(ttl=900.0, shared_dir=run / "logincache-smtp",
                                         key=ctx.login_key),
                              queue=lambda: ctx.settings.limits.auth_queue)

@@ -22,4 +22,10 @@ def open_store(home: Path, settings: Settings) -> Store:
         from .memory import MemoryStore
         return MemoryStore()
     from .sql.store import SqlStore
-    return SqlStore.open_home(Path(home) / "data", settings.storage.database)
+    return SqlStore.open_home(Path(home) / "data", settings.storage.database,
+                              blobs_dir(home, settings))
+
+
+def blobs_dir(home: Path, settings: Settings) -> Path:
+    """Where the message files are: storage.blobs, else DIR/data/blobs."""
+    return Path(settings.storage.blobs) if settings.storage.blobs else Path(home) / "data" / "blobs"

@@ -239,6 +239,26 @@ class DomainUsage:
     used_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """One node of the system as its supervisor last reported it: the
+    services (name, state, pid, addresses) and when it last beat."""
+
+    hostname: str
+    started: float
+    heartbeat: float
+    services: tuple[dict, ...] = ()
+
+
+class FolderChanges(Protocol):
+    """Folder change notifications from every node (PostgreSQL LISTEN):
+    `wait` blocks up to `timeout` and returns the ids of folders whose
+    modseq or uidnext moved (empty on timeout); run it in a thread."""
+
+    def wait(self, timeout: float) -> set[int]: ...
+    def close(self) -> None: ...
+
+
 FlagMode = Literal["set", "add", "remove"]
 
 # A removed message's blob outlives its removal by at least this long, so a
@@ -288,6 +308,10 @@ class Store(Protocol):
     already normalised (see mail.address)."""
 
     blobs: Blobs
+    # True when several hosts may use this store at once (PostgreSQL):
+    # what one host kept in DIR/run (maildrop locks, failed logins) must
+    # then be asked of the store (the methods under "several nodes").
+    shared: bool
 
     # -- lifecycle
     def close(self) -> None: ...
@@ -457,3 +481,33 @@ class Store(Protocol):
     def trace_find(self, term: str, *, since: float = 0.0, until: float | None = None,
                    limit: int = 50) -> list[TraceEvent]: ...
     def trace_purge(self, before: float) -> int: ...   # events older than `before`; how many
+
+    # -- several nodes (store/sql/nodes.py). Leases: a named lock held by
+    # `owner` ("host:pid:token") until `until`; an expired one may be taken.
+    def lease_acquire(self, name: str, owner: str, until: float,
+                      now: float | None = None) -> bool: ...
+    def lease_renew(self, owner: str, until: float) -> int: ...
+    def lease_release(self, owner: str, name: str | None = None) -> int: ...
+    # Failed logins per client address (services.login's shared throttle):
+    # add one, forgetting every failure older than forget_before; the times
+    # of an address's failures at or after `since`; clear forgets them all.
+    def auth_failure_add(self, ip: str, at: float, forget_before: float) -> None: ...
+    def auth_failures(self, ip: str, since: float) -> list[float]: ...
+    def auth_failures_clear(self) -> int: ...
+    # The nodes: each supervisor's heartbeat with its services' states.
+    def node_beat(self, hostname: str, started: float, services: Sequence[dict],
+                  now: float | None = None) -> None: ...
+    def node_list(self) -> list[NodeState]: ...
+    # Files every node needs alike (conf/tls, conf/dkim, conf/srs.secret),
+    # by their path under conf/: name -> (content, updated).
+    def shared_file_put(self, name: str, content: bytes, updated: float) -> None: ...
+    def shared_files(self) -> dict[str, tuple[bytes, float]]: ...
+    # Web sessions by the SHA-256 of their token: (user id, csrf, expires),
+    # or None; put forgets the sessions expired before `now`.
+    def web_session_put(self, key: str, user_id: int, csrf: str, expires: float,
+                        now: float) -> None: ...
+    def web_session_get(self, key: str) -> tuple[int, str, float] | None: ...
+    def web_session_delete(self, key: str) -> None: ...
+    # Notifications of folder changes from every node, or None where the
+    # store has none (SQLite, memory: IMAP IDLE polls folder_versions).
+    def folder_changes(self) -> FolderChanges | None: ...

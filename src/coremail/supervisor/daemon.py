@@ -19,6 +19,7 @@ from pathlib import Path
 from ..app import available_services
 from ..obs.log import Log
 from . import homelock
+from .heartbeat import Heartbeat
 
 SOCKET_NAME = "supervisor.sock"
 PID_NAME = "supervisor.pid"
@@ -56,6 +57,7 @@ class Supervisor:
         self.done = asyncio.Event()
         self._lock = asyncio.Lock()
         self.lock_fd: int | None = None   # the home's lock (supervisor.homelock), held for life
+        self.beat: Heartbeat | None = None  # with a shared store: this node in the nodes table
 
     # ---------------------------------------------------------- services
     async def _spawn(self, st: ServiceState) -> dict:
@@ -181,6 +183,13 @@ class Supervisor:
             # from a dead one and must get an answer while a long start is running.
             return {"ok": True, "pid": os.getpid(),
                     "services": [s.view() for s in self.services.values()]}
+        try:
+            return await self._command(cmd, target, names)
+        finally:
+            if self.beat is not None:
+                self.beat.poke()   # the nodes table shows the change at once
+
+    async def _command(self, cmd, target, names) -> dict:
         async with self._lock:
             if cmd == "start":
                 results = [await self.start(n) for n in ([target] if target else names)]
@@ -235,8 +244,15 @@ class Supervisor:
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(
                 self.handle({"cmd": "shutdown"})))
         self.log.info("supervisor.ready", pid=os.getpid(), services=",".join(self.services))
+        beat = Heartbeat(self.home, self.log, lambda: [s.view() for s in self.services.values()])
+        beating = None
+        if await asyncio.to_thread(beat.open):
+            self.beat, beating = beat, loop.create_task(beat.run())
         await self.done.wait()
         server.close()
+        if beating is not None:
+            beating.cancel()
+            await asyncio.to_thread(beat.close)
         for p in (sock_path, self.run_dir / PID_NAME):
             try:
                 p.unlink()

@@ -13,7 +13,7 @@ import uvicorn
 from ..pipeline.rules import Pipeline
 from ..proto.listen import ListenerSpec
 from ..proto.tls import CERT_NAME, KEY_NAME
-from ..services.login import Authenticator, FailureThrottle, LoginCache
+from ..services.login import Authenticator, LoginCache, throttle_for
 from ..services.mailboxes import Mailboxes
 from ..services.send import Sender
 from ..services.spamlearn import Learner
@@ -36,7 +36,7 @@ class WebService:
     async def start(self, sockets: dict[str, socket.socket]) -> None:
         ctx = self.ctx
         run = ctx.home / "run"
-        auth = Authenticator(ctx.store, FailureThrottle(run / "authfail"),
+        auth = Authenticator(ctx.store, throttle_for(ctx.store, run),
                              LoginCache(shared_dir=run / "logincache-web", key=ctx.login_key))
         self.pipeline = Pipeline(ctx.store, lambda: ctx.settings, log=ctx.log)
         self.learner = Learner(ctx.store, ctx.log)

@@ -1,7 +1,9 @@
 """Server-side web sessions: a random token in an HttpOnly cookie, and a
 file under DIR/run/websessions named by the token's SHA-256 (so the files
 do not give a session away) holding the user id, the CSRF token and the
-expiry. Files, so every worker process and a restarted service see them."""
+expiry. Files, so every worker process and a restarted service see them;
+with a shared store (several nodes) rows of the store instead
+(`StoreSessions`), so a browser's next request may go to any node."""
 from __future__ import annotations
 
 import hashlib
@@ -60,3 +62,41 @@ class SessionStore:
                 self._path(token).unlink()
             except OSError:
                 pass
+
+
+class StoreSessions(SessionStore):
+    """The same sessions as rows of the store (blocking: call from a thread)."""
+
+    def __init__(self, store, lifetime: float = 8 * 3600):
+        self.store = store
+        self.lifetime = lifetime
+
+    @staticmethod
+    def _key(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def create(self, user_id: int) -> WebSession:
+        s = WebSession(secrets.token_urlsafe(TOKEN_BYTES), user_id, secrets.token_urlsafe(24),
+                       time.time() + self.lifetime)
+        self.store.web_session_put(self._key(s.token), s.user_id, s.csrf, s.expires, time.time())
+        return s
+
+    def get(self, token: str | None) -> WebSession | None:
+        if not token or len(token) > 100:
+            return None
+        got = self.store.web_session_get(self._key(token))
+        if got is None:
+            return None
+        if got[2] < time.time():
+            self.delete(token)
+            return None
+        return WebSession(token, got[0], got[1], got[2])
+
+    def delete(self, token: str | None) -> None:
+        if token:
+            self.store.web_session_delete(self._key(token))
+
+
+def sessions_for(store, run_dir: Path) -> SessionStore:
+    """Files under DIR/run/websessions, or the store's rows when several nodes share it."""
+    return StoreSessions(store) if store.shared else SessionStore(Path(run_dir) / "websessions")

@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from . import i18n
 from .i18n import _
-from .sessions import SessionStore, WebSession
+from .sessions import SessionStore, WebSession, sessions_for
 from .templating import environment
 
 COOKIE = "cm_session"
@@ -53,7 +53,7 @@ class WebContext:
     def __init__(self, ctx: Any, **services: Any):
         self.ctx = ctx
         self.store = ctx.store
-        self.sessions = SessionStore(ctx.home / "run" / "websessions")
+        self.sessions: SessionStore = sessions_for(ctx.store, ctx.home / "run")
         for k, v in services.items():
             setattr(self, k, v)
 

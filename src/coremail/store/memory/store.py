@@ -29,6 +29,7 @@ from ..interfaces import (SPECIAL_FOLDERS, Alias, AlreadyExists, Domain, FilterR
 from .admin import MemoryAdmin
 from .bayes import MemoryBayes
 from .messages import MemoryMessages, _Folder, _Msg
+from .nodes import MemoryNodes
 from .queue import MemoryQueue, _Entry
 from .filters import MemoryFilters
 from .trace import MemoryTrace
@@ -36,7 +37,7 @@ from .views import MemoryViews
 
 
 class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, MemoryBayes, MemoryTrace,
-                  MemoryAdmin):
+                  MemoryAdmin, MemoryNodes):
     """Blobs are real files (callers open `blobs.path(id)`): under blob_root,
     or a temp directory of our own that close() removes."""
 
@@ -72,6 +73,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
         self._trace_events: list = []     # the message trace (memory/trace.py)
         self._trace_index: dict[str, list[tuple[float, str]]] = {}
         self._audit: list = []
+        self._nodes_data: dict = dict(leases={}, failures=[], nodes={}, files={}, web={})  # nodes.py
 
     def migrate(self) -> None:
         """Nothing to migrate: there is no schema."""

@@ -93,11 +93,28 @@ def _alembic_config(url: str):
     return cfg
 
 
+# pg_advisory_lock key held around a PostgreSQL upgrade ("coremail" in ASCII).
+MIGRATION_LOCK = 0x636F72656D61696C
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to the newest revision (idempotent), or to `revision`
-    (tests build old databases with it)."""
+    (tests build old databases with it). On PostgreSQL several nodes may
+    start at once: a session advisory lock lets one upgrade while the others
+    wait, then find nothing left to do."""
     from alembic import command
     cfg = _alembic_config(str(engine.url.render_as_string(hide_password=False)))
     with engine.connect() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        pg = conn.dialect.name == "postgresql"
+        if pg:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+            conn.commit()   # a session lock: it outlives this transaction
+        try:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+        finally:
+            if pg:
+                if conn.in_transaction():
+                    conn.rollback()
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+                conn.commit()

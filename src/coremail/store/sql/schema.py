@@ -4,7 +4,7 @@ store/migrations/versions as well."""
 from __future__ import annotations
 
 from sqlalchemy import (BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer,
-                        MetaData, String, Table, Text, UniqueConstraint)
+                        LargeBinary, MetaData, String, Table, Text, UniqueConstraint)
 
 metadata = MetaData()
 
@@ -267,4 +267,51 @@ trace_keys = Table(
     Column("at", Float, nullable=False),
     Index("ix_trace_keys_key", "key", "at", "qid"),
     Index("ix_trace_keys_at", "at"),
+)
+
+# What several nodes share through the database (store/sql/nodes.py):
+# named locks with a lease (a POP3 maildrop), failed logins per client
+# address (the login throttle), the nodes with their heartbeat and service
+# states, and the files every node needs alike (certificate, DKIM keys, SRS
+# secret), copied to each node's conf/, and the web sessions (a browser's
+# next request may reach another node).
+leases = Table(
+    "leases", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("until", Float, nullable=False),
+    Index("ix_leases_owner", "owner"),
+)
+
+auth_failures = Table(
+    "auth_failures", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ip", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_auth_failures_ip", "ip", "at"),
+    Index("ix_auth_failures_at", "at"),
+)
+
+nodes = Table(
+    "nodes", metadata,
+    Column("hostname", String(255), primary_key=True),
+    Column("started", Float, nullable=False),
+    Column("heartbeat", Float, nullable=False),
+    Column("services", Text, nullable=False, default="[]"),
+)
+
+shared_files = Table(
+    "shared_files", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("content", LargeBinary, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("key", String(64), primary_key=True),    # SHA-256 of the cookie's token
+    Column("user_id", Integer, nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("expires", Float, nullable=False),
+    Index("ix_web_sessions_expires", "expires"),
 )

@@ -23,6 +23,7 @@ from .admin import AdminStore
 from .engine import make_engine, migrate, sqlite_url, write_lock
 from .bayes import BayesStore
 from .messages import MessageStore
+from .nodes import NodeStore
 from .queue import QueueStore
 from .filters import FilterStore
 from .trace import TraceStore
@@ -50,7 +51,7 @@ def _durable_again(conn: Connection) -> None:
 
 
 class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, TraceStore,
-               AdminStore):
+               AdminStore, NodeStore):
     def __init__(self, url: str, blob_root: Path):
         self.engine = make_engine(url)
         self.blobs = BlobStore(blob_root)
@@ -58,10 +59,10 @@ class SqlStore(MessageStore, QueueStore, ViewStore, FilterStore, BayesStore, Tra
         self._trace_keyed: set[tuple[str, str]] = set()   # see trace.py
 
     @classmethod
-    def open_home(cls, data_dir: Path, url: str = "") -> "SqlStore":
+    def open_home(cls, data_dir: Path, url: str = "", blobs: Path | None = None) -> "SqlStore":
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(url or sqlite_url(data_dir / "coremail.db"), data_dir / "blobs")
+        return cls(url or sqlite_url(data_dir / "coremail.db"), blobs or data_dir / "blobs")
 
     def migrate(self) -> None:
         migrate(self.engine)

@@ -2,7 +2,8 @@
 (built from the typed configuration and saved through services.settings,
 the code of `coremail config set`), the outbound queue (services.queue, as
 `coremail queue`), the services (the supervisor's control socket, as
-`coremail status/start/stop/restart`) and the audit log."""
+`coremail status/start/stop/restart`; with several nodes every node's, as
+`coremail status --all`) and the audit log."""
 from __future__ import annotations
 
 import secrets
@@ -18,6 +19,7 @@ from ...services import health
 from ...services.settings import describe
 from ...services.traffic import totals
 from ...supervisor import control
+from ...supervisor.heartbeat import STALE_AFTER
 from ..i18n import N_, _
 from .chart import traffic_chart
 from .console import (PREFIX, Console, admin_or_refusal, admin_post, back, forbidden, form_of,
@@ -106,8 +108,11 @@ def routes(c: Console) -> list[Route]:
             return refused
         st = await c.status(fresh=True)
         confirm = request.query_params.get("confirm", "")
+        # several nodes: every node's services, as its heartbeat last said
+        nodes = await c.run(c.store.node_list) if c.store.shared else []
         return await page(c, request, "services.html", status, status_reply=st,
-                          error=error, confirm=confirm, clock=time.time())
+                          error=error, confirm=confirm, clock=time.time(), nodes=nodes,
+                          this_node=c.ctx.settings.server.hostname, stale=STALE_AFTER)
 
     async def service_action(request: Request) -> Response:
         if (refused := await admin_or_refusal(c, request)) is not None:
