@@ -44,8 +44,11 @@ def web(tmp_path_factory):
     srv.stop()
 
 
-@pytest.fixture(scope="session")
-def browser():
+def chromium():
+    """Debian's Chromium under Playwright's sync API, until the generator ends.
+    While it runs, the main thread has Playwright's event loop running, so no
+    pytest-asyncio test can run: use it only where no async test follows
+    (tests/web comes last; tests/nodes closes its own per module)."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("COREMAIL_REQUIRE_PEERS"):
             pytest.fail(f"{CHROMIUM} is missing (make test-deps installs Debian's chromium)")
@@ -55,6 +58,11 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield b
         b.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    yield from chromium()
 
 
 @pytest.fixture
