@@ -138,6 +138,15 @@ class PostfixMX:
         files += glob.glob(str(self.mail / self.domain / user / "cur" / "*"))
         return [Path(f).read_bytes() for f in sorted(files)]
 
+    def count(self, user: str) -> int:
+        """How many messages the user's Maildir holds (without reading them)."""
+        box = self.mail / self.domain / user
+        return sum(len(os.listdir(box / d)) for d in ("new", "cur") if (box / d).is_dir())
+
+    def master_pid(self) -> int:
+        """The master daemon's pid (its children: smtpd, cleanup, virtual...)."""
+        return int((self.root / "q" / "pid" / "master.pid").read_text().split()[0])
+
     def log(self) -> str:
         try:
             return (self.root / "postfix.log").read_text()

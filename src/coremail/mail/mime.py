@@ -436,7 +436,7 @@ def decoded_body(raw: bytes, summary: dict, part: tuple[int, ...] | list[int]) -
     body = raw[node["bs"] : node["be"]]
     encoding = node.get("encoding")
     if encoding == "base64":
-        body = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
+        body = body.translate(None, _NOT_BASE64)
         if len(body) % 4 == 1:
             body = body[:-1]  # a stray sextet cannot make an octet
         return binascii.a2b_base64(body + b"=" * (-len(body) % 4))
@@ -445,6 +445,7 @@ def decoded_body(raw: bytes, summary: dict, part: tuple[int, ...] | list[int]) -
     return body
 
 
+_NOT_BASE64 = bytes(set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"))
 _QP_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 

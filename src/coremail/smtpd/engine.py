@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from ..pipeline.verdict import TEMP_FAILURE, Verdict
 from .auth import AuthCommand, LineTooLong
 from .bdat import SPOOL_ABOVE, SPOOL_FAILED, BdatCommand
-from .parser import (BARE_EOL, Path, SyntaxReply, has_bare_eol, parse_command, parse_path,
+from .parser import (Path, SyntaxReply, crlf, has_bare_eol, parse_command, parse_path,
                      parse_size_param)
 
 PAUSE_ABOVE = 1 << 20   # command-mode input buffered before we stop reading
@@ -95,7 +95,7 @@ def _unstuff(buf: bytearray, end: int, skip: int) -> bytes:
     bare line ends made CRLF (before unstuffing, as RFC 5321 4.1.1.4 reads
     them), the leading dot of each line removed, the first `skip` bytes left out."""
     if has_bare_eol(buf, end):   # rare
-        raw = BARE_EOL.sub(b"\r\n", bytes(memoryview(buf)[:end]))
+        raw = crlf(bytes(memoryview(buf)[:end]))
         return raw.replace(b"\r\n..", b"\r\n.")[skip:]
     if buf.find(b"\r\n..", 0, end) >= 0:
         return bytes(memoryview(buf)[:end]).replace(b"\r\n..", b"\r\n.")[skip:]

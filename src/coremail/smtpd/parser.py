@@ -153,7 +153,11 @@ def parse_bdat_arg(arg: str) -> tuple[int, bool]:
     return int(parts[0]), len(parts) == 2
 
 
-BARE_EOL = re.compile(rb"\r\n|\r|\n")
+def crlf(data: bytes) -> bytes:
+    """Every line end CRLF: each CRLF pair, bare CR and bare LF becomes one
+    CRLF (as the regex `\\r\\n|\\r|\\n` would, leftmost first; bytes.replace is
+    about a hundred times faster on a 100 KB message from a bare-LF client)."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
 def has_bare_eol(data: bytes | bytearray, end: int) -> bool:
@@ -168,7 +172,7 @@ def to_crlf(data: bytes) -> bytes:
     CRLF, so no later reader can see a line end, or an end-of-data dot, that
     the SMTP framing did not); and a last line without CRLF gets one."""
     if has_bare_eol(data, len(data)):
-        data = BARE_EOL.sub(b"\r\n", data)
+        data = crlf(data)
     if data and not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data

@@ -4,10 +4,9 @@ archives are looked into within a budget, Office documents are asked for
 macros. Runs on the pipeline's threads (`scan_message` is blocking)."""
 from __future__ import annotations
 
-import email
-import email.message
 from dataclasses import dataclass
 
+from ...mail.mime import _walk, decoded_body, part_filename, summarize
 from .archives import Bomb, Budget, Finding, inspect_file
 
 TEXT = ("text/plain", "text/html")
@@ -22,28 +21,22 @@ class Limits:
 
 
 def files(content: bytes) -> list[tuple[str, bytes]]:
-    """(file name, decoded bytes) of each part that is a file."""
-    msg = email.message_from_bytes(content)
+    """(file name, decoded bytes) of each part that is a file, found with
+    mail.mime's summary (byte offsets: only the files' bodies are decoded)."""
     out: list[tuple[str, bytes]] = []
-    for n, part in enumerate(msg.walk()):
+    for n, node in enumerate(_walk(summarize(content)["body"])):
         if n > MAX_PARTS:
             break
-        if part.is_multipart():
+        if node["type"] == "multipart" or "message" in node:
+            continue    # containers: their parts are walked
+        name = part_filename(node) or ""
+        ctype = f"{node['type']}/{node['subtype']}"
+        if not name and (ctype in TEXT or node["type"] == "message" or n == 0
+                         and node["type"] == "text"):
             continue
-        try:
-            name = part.get_filename() or ""
-        except (ValueError, LookupError, UnicodeError):
-            name = "unnamed"
-        ctype = part.get_content_type()
-        if not name and (ctype in TEXT or ctype.startswith("message/") or n == 0
-                         and ctype.startswith("text/")):
-            continue
-        try:
-            data = part.get_payload(decode=True)
-        except (ValueError, LookupError, UnicodeError, AssertionError):
-            continue
-        if isinstance(data, bytes) and data:
-            out.append((str(name).replace("\n", " ").replace("\r", ""), data))
+        data = decoded_body(content, {"body": node}, ())
+        if data:
+            out.append((name.replace("\n", " ").replace("\r", ""), data))
     return out
 
 

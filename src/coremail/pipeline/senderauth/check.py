@@ -132,10 +132,14 @@ class SenderAuth:
         env = msg.env
         spf_job = (asyncio.ensure_future(msg.run(check_spf, dns, msg.client.ip, env.sender_text,
                                                  msg.client.helo)) if a.spf or a.dmarc else None)
+        # dkimpy parses the whole message before it looks for a signature:
+        # an unsigned message (most of them) is known so from its header.
+        signed = any(n == "dkim-signature" for n, _ in msg.fields)
         dkim_job = (asyncio.ensure_future(msg.run(verify_all, dns, msg.content))
-                    if a.dkim_verify or a.dmarc else None)
+                    if (a.dkim_verify or a.dmarc) and signed else None)
         spf: SpfResult | None = await spf_job if spf_job is not None else None
-        dkim: list[DkimResult] | None = await dkim_job if dkim_job is not None else None
+        dkim: list[DkimResult] | None = await dkim_job if dkim_job is not None else (
+            [] if a.dkim_verify or a.dmarc else None)
         dmarc = None
         if a.dmarc:
             dmarc = await msg.run(check_dmarc, dns, author_domain(msg.header), spf, dkim or [])
