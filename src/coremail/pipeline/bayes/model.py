@@ -16,7 +16,7 @@ import hashlib
 import heapq
 import re
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 from ...mail.headers import header_end
 from ...store.interfaces import GLOBAL_MODEL, BayesItem, Store
@@ -93,13 +93,17 @@ class Model:
     def __init__(self, store: Store):
         self.store = store
 
-    def judge(self, tokens: Sequence[str], user_ids: Sequence[int | None] = (None,)
+    def judge(self, tokens: Sequence[str], user_ids: Sequence[int | None] = (None,),
+              seen: Callable[[Iterable[tuple[int, int]]], object] | None = None
               ) -> dict[int | None, Judgement]:
         """Blocking: the judgement for each user (None: the global model
-        alone), from one read of the counts of every model involved."""
+        alone), from one read of the counts of every model involved; `seen`
+        is told which (owner, token) rows the message met."""
         owners = [GLOBAL_MODEL] + sorted({u for u in user_ids if u is not None})
         hashes = {token_hash(t): t for t in tokens}
         totals, counts = self.store.bayes_lookup(owners, list(hashes))
+        if seen is not None and counts:
+            seen(counts.keys())
         return {u: self._judge(hashes, totals, counts, u) for u in user_ids}
 
     def untrained(self, user_ids: Sequence[int | None] = (None,)
