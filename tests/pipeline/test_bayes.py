@@ -158,3 +158,22 @@ async def test_scoring_keeps_the_clues_it_meets_from_expiry():
     gone = store.bayes_expire(old + 86400, rare=10_000, largest=0)
     assert gone == size - len(met) > 0
     assert all(store.bayes_lookup([GLOBAL_MODEL], [h])[1] for h in met)
+
+
+def test_hot_tokens_ask_the_store_only_for_new_clues_and_follow_training():
+    from coremail.pipeline.bayes.hot import HotTokens
+
+    store = MemoryStore()
+    asked: list[list[int]] = []
+    real = store.bayes_lookup
+    store.bayes_lookup = lambda owners, toks: (asked.append(list(toks)), real(owners, toks))[1]
+    store.bayes_train(GLOBAL_MODEL, [item(message("spam", 1), True)])
+    hot = HotTokens(store)
+    assert hot.lookup([GLOBAL_MODEL], [1, 2]) == real([GLOBAL_MODEL], [1, 2])
+    totals, counts = hot.lookup([GLOBAL_MODEL], [2, 3])
+    assert asked[-1] == [3] and counts == {}                   # 2 remembered as absent
+    from coremail.store.interfaces import BayesItem
+    store.bayes_train(GLOBAL_MODEL, [BayesItem("b" * 32, False, [2])])
+    totals, counts = hot.lookup([GLOBAL_MODEL], [2, 3])        # new totals: asked afresh
+    assert asked[-1] == [2, 3] and counts == {(GLOBAL_MODEL, 2): (0, 1)}
+    assert totals == {GLOBAL_MODEL: (1, 1)}

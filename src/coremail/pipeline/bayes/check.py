@@ -46,7 +46,9 @@ class BayesCheck:
         if judged is None:
             tokens = await msg.run(tokenize_text, await msg.text())
             met: list[bool] = []
-            judged = await msg.run(self.model.judge, tokens, [None, *users],
+            # one recipient: their pooled model alone; several: the global one too
+            judged = await msg.run(self.model.judge, tokens,
+                                   users if len(users) == 1 else [None, *users],
                                    None if msg.dry_run else lambda k: met.append(self.seen.note(k)))
             if any(met):
                 self._flush.schedule()

@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Sequence
 
 from ...mail.headers import header_end
 from ...store.interfaces import GLOBAL_MODEL, BayesItem, Store
+from .hot import HotTokens
 from .classify import MAX_CLUES, MIN_STRENGTH, Clue, clue_prob, combine
 from .tokens import from_line_stripped, token_hash, tokenize
 
@@ -92,6 +93,7 @@ def _name(owner: int) -> str:
 class Model:
     def __init__(self, store: Store):
         self.store = store
+        self.hot = HotTokens(store)
 
     def judge(self, tokens: Sequence[str], user_ids: Sequence[int | None] = (None,),
               seen: Callable[[Iterable[tuple[int, int]]], object] | None = None
@@ -101,7 +103,7 @@ class Model:
         is told which (owner, token) rows the message met."""
         owners = [GLOBAL_MODEL] + sorted({u for u in user_ids if u is not None})
         hashes = {token_hash(t): t for t in tokens}
-        totals, counts = self.store.bayes_lookup(owners, list(hashes))
+        totals, counts = self.hot.lookup(owners, list(hashes))
         if seen is not None and counts:
             seen(counts.keys())
         return {u: self._judge(hashes, totals, counts, u) for u in user_ids}

@@ -70,7 +70,9 @@ class BayesStore:
             cur.execute(f"SELECT owner, spam, ham FROM bayes_totals WHERE owner IN ({own})",
                         tuple(owners))
             totals = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
-            if any(sum(v) for v in totals.values()):
+            owners = [o for o in owners if sum(totals.get(o, (0, 0)))]   # untrained: none
+            own = ",".join([mark] * len(owners))
+            if owners:
                 for i in range(0, len(toks), _CHUNK):
                     part = toks[i:i + _CHUNK]
                     cur.execute(f"SELECT owner, token, spam, ham FROM bayes_tokens WHERE owner "
