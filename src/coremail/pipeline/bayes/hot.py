@@ -2,7 +2,7 @@
 message asks the store only for the clues it has not met lately: ordinary
 mail repeats most of its words, and a store probe costs far more than a
 dict look-up. Absent tokens are remembered too (most of a message's words
-are in no model).
+are in no model), and a model known to be empty is not asked at all.
 
 Never stale past a change of training: every look-up reads the models'
 totals (one small query in the same round trip as the misses), and any
@@ -28,7 +28,7 @@ class HotTokens:
     def __init__(self, store: Store):
         self.store = store
         self._lock = threading.Lock()
-        self._totals: Totals | None = None
+        self._totals: dict[int, tuple[int, int] | None] = {}
         self._since = 0.0
         self._hot: dict[tuple[int, int], tuple[int, int] | None] = {}
 
@@ -36,26 +36,28 @@ class HotTokens:
         """Blocking: what Store.bayes_lookup answers, mostly from memory."""
         with self._lock:
             if time.monotonic() - self._since > HOT_FOR or len(self._hot) > HOT_MAX:
-                self._totals, self._hot = None, {}
+                self._totals, self._hot, self._since = {}, {}, time.monotonic()
             hot, known = self._hot, self._totals
-        misses = [t for t in tokens if any((o, t) not in hot for o in owners)]
+        live = [o for o in owners if o not in known or known[o]]   # not known empty
+        miss: dict[int, None] = {}
+        for o in live:
+            miss.update((t, None) for t in tokens if (o, t) not in hot)
+        misses = list(miss)
         totals, counts = self.store.bayes_lookup(owners, misses)
-        if known is None or any(o in known and totals.get(o) != known[o] for o in owners):
-            if len(misses) < len(tokens):     # the training changed: nothing cached holds
-                totals, counts = self.store.bayes_lookup(owners, tokens)
-                misses = list(tokens)
-            hot = {}
+        if any(o in known and totals.get(o) != known[o] for o in owners):
+            # the training changed: nothing cached holds
+            totals, counts = self.store.bayes_lookup(owners, tokens)
+            misses, live, hot, known = list(tokens), list(owners), {}, {}
             with self._lock:
-                self._hot, self._since = hot, time.monotonic()
-                self._totals = {o: totals.get(o) for o in owners}
-        elif any(o not in known for o in owners):
+                self._hot, self._totals, self._since = hot, {}, time.monotonic()
+        if any(o not in known for o in owners):
             with self._lock:
-                self._totals = {**known, **{o: totals.get(o) for o in owners}}
-        for o in owners:
+                self._totals = {**self._totals, **{o: totals.get(o) for o in owners}}
+        for o in live:
             for t in misses:
                 hot[(o, t)] = counts.get((o, t))
         out: Counts = {}
-        for o in owners:
+        for o in live:
             for t in tokens:
                 v = hot.get((o, t))
                 if v is not None:
