@@ -169,6 +169,13 @@ class AntispamSection(Section):
     fingerprint_window: Duration = Duration("1h")
     fingerprint_internal: bool = True          # count authenticated senders' mail too
     bayes: bool = True                         # the trainable score
+    # Its model's bound (deliveragent, hourly): a token neither trained nor
+    # met in scored mail for bayes_expire_after (0: never by age) goes when
+    # seen in at most bayes_expire_count messages; a model over
+    # bayes_max_tokens (0: no bound) loses its least recently seen.
+    bayes_expire_after: Duration = Duration("90d")
+    bayes_expire_count: int = Field(2, ge=0, le=1_000_000)
+    bayes_max_tokens: int = Field(1_000_000, ge=0)
 
     @field_validator("dnsbl")
     @classmethod

@@ -132,3 +132,48 @@ async def test_the_check_in_decide():
     off = _message(message("spam", 501), [amy])
     off.settings = build_settings({"antispam": {"bayes": False}})
     assert await check(off) is None
+
+
+async def test_scoring_keeps_the_clues_it_meets_from_expiry():
+    """The check notes the day on the clues a scored message met (written in
+    a batch, once a day each); expiry then forgets only the others."""
+    import time
+
+    from coremail.pipeline.bayes.tokens import token_hash
+
+    store = MemoryStore()
+    store.add_domain("example.test")
+    amy = store.add_user("amy@example.test", password_hash="x", quota=0)
+    old = time.time() - 100 * 86400
+    store.bayes_train(GLOBAL_MODEL, [item(r, True) for r in corpus("spam", 40)]
+                      + [item(r, False) for r in corpus("ham", 40)], now=old)
+    size = store.bayes_size(GLOBAL_MODEL)
+    check = BayesCheck(store)
+    raw = message("spam", 501)
+    assert (await check(_message(raw, [amy]))).scores
+    met = {h for h in map(token_hash, tokenize(raw))
+           if store.bayes_lookup([GLOBAL_MODEL], [h])[1]}
+    assert met and not check.seen.note((GLOBAL_MODEL, h) for h in met)  # noted once today
+    check.close()                                    # the batch written
+    gone = store.bayes_expire(old + 86400, rare=10_000, largest=0)
+    assert gone == size - len(met) > 0
+    assert all(store.bayes_lookup([GLOBAL_MODEL], [h])[1] for h in met)
+
+
+def test_hot_tokens_ask_the_store_only_for_new_clues_and_follow_training():
+    from coremail.pipeline.bayes.hot import HotTokens
+
+    store = MemoryStore()
+    asked: list[list[int]] = []
+    real = store.bayes_lookup
+    store.bayes_lookup = lambda owners, toks: (asked.append(list(toks)), real(owners, toks))[1]
+    store.bayes_train(GLOBAL_MODEL, [item(message("spam", 1), True)])
+    hot = HotTokens(store)
+    assert hot.lookup([GLOBAL_MODEL], [1, 2]) == real([GLOBAL_MODEL], [1, 2])
+    totals, counts = hot.lookup([GLOBAL_MODEL], [2, 3])
+    assert asked[-1] == [3] and counts == {}                   # 2 remembered as absent
+    from coremail.store.interfaces import BayesItem
+    store.bayes_train(GLOBAL_MODEL, [BayesItem("b" * 32, False, [2])])
+    totals, counts = hot.lookup([GLOBAL_MODEL], [2, 3])        # new totals: asked afresh
+    assert asked[-1] == [2, 3] and counts == {(GLOBAL_MODEL, 2): (0, 1)}
+    assert totals == {GLOBAL_MODEL: (1, 1)}

@@ -28,3 +28,29 @@ async def test_the_deliveragent_purges_removed_blobs(harness, monkeypatch):
         assert harness.events("deliveragent.purged")
     finally:
         await svc.stop(5)
+
+
+async def test_the_deliveragent_expires_the_bayes_model(harness):
+    """Old rare clues go and a model over antispam.bayes_max_tokens shrinks,
+    as soon as the deliveragent starts (then hourly)."""
+    from coremail.store.interfaces import GLOBAL_MODEL, BayesItem
+
+    store = harness.store
+    old = time.time() - 100 * 86400
+    store.bayes_train(GLOBAL_MODEL, [BayesItem("a" * 32, True, [1, 2, 3]),
+                                     BayesItem("b" * 32, True, [3])], now=old)
+    store.bayes_train(GLOBAL_MODEL, [BayesItem(f"{i:032x}", False, [10 + i]) for i in range(5)])
+    harness.set("antispam.bayes_expire_after", "30d")
+    harness.set("antispam.bayes_expire_count", "1")
+    harness.set("antispam.bayes_max_tokens", "4")
+    svc = agent_service.DeliverAgentService(harness.ctx)
+    await svc.start({})
+    try:
+        await harness.until(lambda: harness.events("deliveragent.bayes_expire"), 5, "the expiry")
+        # 1 and 2: old and rare; then the 6 left are 2 over the bound of 4: 3
+        # (the oldest) and one of the new
+        assert str(harness.events("deliveragent.bayes_expire")[0]["removed"]) == "4"
+        assert store.bayes_size(GLOBAL_MODEL) == 4
+        assert store.bayes_lookup([GLOBAL_MODEL], [1, 2, 3])[1] == {}
+    finally:
+        await svc.stop(5)

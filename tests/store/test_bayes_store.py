@@ -65,3 +65,39 @@ def test_many_tokens_one_batch(store):
     assert store.bayes_size(GLOBAL_MODEL) == 20 * 1000 + 500
     got = counts(store, [GLOBAL_MODEL], list(range(1000, 1500)))
     assert got[(0, 1200)] == (1, 1)
+
+
+DAY = 86400.0
+T0 = 20_000 * DAY     # a day far from today, so nothing depends on the clock
+
+
+def test_expiry_drops_old_rare_tokens_and_touch_keeps_them(store):
+    store.bayes_train(GLOBAL_MODEL, [_item("a", True, [1, 2, 3]), _item("b", True, [3])], now=T0)
+    store.bayes_train(GLOBAL_MODEL, [_item("c", False, [4])], now=T0 + 50 * DAY)
+    store.bayes_touch([(GLOBAL_MODEL, 2), (GLOBAL_MODEL, 99)], now=T0 + 40 * DAY)
+    # not seen since T0 + 30 days and counted once at most: 1 goes; 2 was
+    # scored since, 3 is counted twice, 4 was trained since
+    assert store.bayes_expire(T0 + 30 * DAY, rare=1, largest=0) == 1
+    assert counts(store, [GLOBAL_MODEL], [1, 2, 3, 4]) == {
+        (0, 2): (1, 0), (0, 3): (2, 0), (0, 4): (0, 1)}
+    assert store.bayes_expire(T0 + 30 * DAY, rare=1, largest=0) == 0
+    # the totals are untouched: expiry forgets clues, not training
+    assert store.bayes_totals([GLOBAL_MODEL]) == {GLOBAL_MODEL: (2, 1)}
+
+
+def test_expiry_bounds_each_model(store):
+    u = store.add_user(f"bob@{DOMAIN}", password_hash="x", quota=0)
+    store.bayes_train(GLOBAL_MODEL, [_item("a", True, [1, 2]), _item("b", True, [2])], now=T0)
+    store.bayes_train(GLOBAL_MODEL, [_item("c", True, [3, 4])], now=T0 + DAY)
+    store.bayes_train(u.id, [_item("a", False, [1, 2, 3])], now=T0)
+    # the global model over 3 tokens: the least recently seen with the fewest
+    # counts goes first (1: day 0, once; 2 is day 0 but twice); bob's fits
+    assert store.bayes_expire(T0 - DAY, rare=5, largest=3) == 1
+    assert store.bayes_size(GLOBAL_MODEL) == 3
+    assert counts(store, [GLOBAL_MODEL], [1, 2, 3, 4]) == {
+        (0, 2): (2, 0), (0, 3): (1, 0), (0, 4): (1, 0)}
+    assert store.bayes_size(u.id) == 3
+    assert store.bayes_expire(T0 - DAY, rare=5, largest=1) == 4
+    assert store.bayes_size(GLOBAL_MODEL) == 1 and store.bayes_size(u.id) == 1
+    # the newest (day 1) stays, whichever of its two ties
+    assert len(counts(store, [GLOBAL_MODEL], [3, 4])) == 1

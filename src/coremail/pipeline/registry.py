@@ -87,7 +87,9 @@ def default_checks(ctx: CheckContext) -> list[MessageCheck]:
     fingerprint = FingerprintCheck(ctx.store, ctx.executor)  # 5. the fingerprint counter
     ctx.on_close(fingerprint.close)
     checks.append(fingerprint)
-    checks.append(BayesCheck(ctx.store))                     # 6. the trainable score
+    bayes = BayesCheck(ctx.store, ctx.executor)              # 6. the trainable score
+    ctx.on_close(bayes.close)
+    checks.append(bayes)
     clamd = ClamdScan()                                      # 7. the virus scan (kind "virus"):
     ctx.on_close(clamd.close)                                #    clamd and the built-in
     checks += [clamd, AttachmentScan()]                      #    attachment checks

@@ -2,10 +2,12 @@
 outbound queue (coremail.queue.scheduler) until told to stop. It also purges
 removed messages' blobs now and then (Store.purge_removed), so they go even
 where no IMAP or POP3 process runs to do it, and once an hour old trace
-events and QRESYNC's old expunge records (Store.trim_vanished)."""
+events, QRESYNC's old expunge records (Store.trim_vanished) and the
+intelligent score's expired tokens (Store.bayes_expire, `antispam.bayes_*`)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import sys
 import time
@@ -43,6 +45,12 @@ class DeliverAgentService:
             keep = float(self.ctx.settings.trace.keep)
             await self._housekeep("trace_purge", self.ctx.store.trace_purge, time.time() - keep)
             await self._housekeep("vanished_trim", self.ctx.store.trim_vanished, time.time() - VANISHED_KEEP)
+            a = self.ctx.settings.antispam
+            after = float(a.bayes_expire_after)
+            if after or a.bayes_max_tokens:
+                expire = functools.partial(self.ctx.store.bayes_expire, rare=a.bayes_expire_count,
+                                           largest=a.bayes_max_tokens)
+                await self._housekeep("bayes_expire", expire, time.time() - after if after else 0.0)
             await asyncio.sleep(TRACE_PURGE_EVERY)
 
     async def _housekeep(self, what: str, fn, before: float) -> None:

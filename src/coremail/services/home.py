@@ -92,6 +92,9 @@ fingerprint_threshold = 50  # more similar messages than this inside the window:
 fingerprint_window = "1h" # how long similar messages are counted
 fingerprint_internal = true # count authenticated senders' mail too (a hijacked account)
 bayes = true              # the trainable score
+bayes_expire_after = "90d" # a clue neither trained nor met in scored mail this long (0: never) ...
+bayes_expire_count = 2    # ... is forgotten when it was seen in at most this many messages
+bayes_max_tokens = 1000000 # largest model (clues); beyond it the least recently seen go (0: no bound)
 
 [antivirus]
 clamd = ""                # "unix:/run/clamav/clamd.ctl" or "HOST:PORT"; empty: no clamd scanning

@@ -217,6 +217,11 @@ BayesOutcome = Literal["learnt", "relearnt", "known"]
 GLOBAL_MODEL = 0      # the owner of the administrator's model; users own theirs by id
 
 
+def bayes_day(t: float) -> int:
+    """The day a bayes token was seen, as stored: days since the Unix epoch."""
+    return int(t // 86400)
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One administrative change: who made it, from where, when, on what,
@@ -432,8 +437,17 @@ class Store(Protocol):
     def bayes_lookup(self, owners: Sequence[int], tokens: Sequence[int]
                      ) -> tuple[dict[int, tuple[int, int]],
                                 dict[tuple[int, int], tuple[int, int]]]: ...
-    def bayes_train(self, owner: int, items: Sequence[BayesItem]) -> list[BayesOutcome]: ...
+    def bayes_train(self, owner: int, items: Sequence[BayesItem], now: float | None = None
+                    ) -> list[BayesOutcome]: ...
     def bayes_size(self, owner: int) -> int: ...     # distinct tokens in the model
+    # Expiry keeps models bounded. Each token carries the day it was last
+    # trained or met in a scored message (bayes_touch, batched by the check).
+    # bayes_expire removes, in every model, the tokens not seen since `before`
+    # and counted in at most `rare` messages; then, from a model still over
+    # `largest` tokens (0: no bound), the least recently seen (fewest counts
+    # first) until it fits. Returns how many went.
+    def bayes_touch(self, seen: Sequence[tuple[int, int]], now: float | None = None) -> None: ...
+    def bayes_expire(self, before: float, rare: int, largest: int) -> int: ...
 
     # -- settings (scope "" is global, else a user address)
     def get_setting(self, scope: str, key: str) -> str | None: ...

@@ -9,19 +9,29 @@ whose own model is sure it is spam (a band worth junk_score on its own) gets
 their copy in Junk all the same."""
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 from ...store.interfaces import Store
-from ..checks import CheckResult, Message, Score
+from ..checks import CheckResult, LaterFlush, Message, Score
 from ..decide import JUNK
 from .model import Model
+from .seen import SeenTokens
 from .tokens import tokenize_text
+
+SEEN_FLUSH = 30.0   # seconds from a message's new clues to their "seen today" write
 
 
 class BayesCheck:
     name = "bayes"
     kind = "spam"
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, executor: Executor | None = None):
         self.model = Model(store)
+        self.seen = SeenTokens(store)
+        self._flush = LaterFlush(self.seen.flush, SEEN_FLUSH, executor)
+
+    def close(self) -> None:
+        self.seen.flush()
 
     async def __call__(self, msg: Message) -> CheckResult | None:
         settings = msg.settings.antispam
@@ -35,7 +45,13 @@ class BayesCheck:
         judged = await msg.run(self.model.untrained, [None, *users])
         if judged is None:
             tokens = await msg.run(tokenize_text, await msg.text())
-            judged = await msg.run(self.model.judge, tokens, [None, *users])
+            met: list[bool] = []
+            # one recipient: their pooled model alone; several: the global one too
+            judged = await msg.run(self.model.judge, tokens,
+                                   users if len(users) == 1 else [None, *users],
+                                   None if msg.dry_run else lambda k: met.append(self.seen.note(k)))
+            if any(met):
+                self._flush.schedule()
         main = judged[users[0]] if len(users) == 1 else judged[None]
         result = CheckResult()
         if main.band is not None:

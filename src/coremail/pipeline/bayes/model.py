@@ -16,10 +16,11 @@ import hashlib
 import heapq
 import re
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 from ...mail.headers import header_end
 from ...store.interfaces import GLOBAL_MODEL, BayesItem, Store
+from .hot import HotTokens
 from .classify import MAX_CLUES, MIN_STRENGTH, Clue, clue_prob, combine
 from .tokens import from_line_stripped, token_hash, tokenize
 
@@ -92,14 +93,19 @@ def _name(owner: int) -> str:
 class Model:
     def __init__(self, store: Store):
         self.store = store
+        self.hot = HotTokens(store)
 
-    def judge(self, tokens: Sequence[str], user_ids: Sequence[int | None] = (None,)
+    def judge(self, tokens: Sequence[str], user_ids: Sequence[int | None] = (None,),
+              seen: Callable[[Iterable[tuple[int, int]]], object] | None = None
               ) -> dict[int | None, Judgement]:
         """Blocking: the judgement for each user (None: the global model
-        alone), from one read of the counts of every model involved."""
+        alone), from one read of the counts of every model involved; `seen`
+        is told which (owner, token) rows the message met."""
         owners = [GLOBAL_MODEL] + sorted({u for u in user_ids if u is not None})
         hashes = {token_hash(t): t for t in tokens}
-        totals, counts = self.store.bayes_lookup(owners, list(hashes))
+        totals, counts = self.hot.lookup(owners, list(hashes))
+        if seen is not None and counts:
+            seen(counts.keys())
         return {u: self._judge(hashes, totals, counts, u) for u in user_ids}
 
     def untrained(self, user_ids: Sequence[int | None] = (None,)
@@ -108,7 +114,7 @@ class Model:
         involved has enough training yet (then the message's clues need not
         be made or looked up), else None."""
         owners = [GLOBAL_MODEL] + sorted({u for u in user_ids if u is not None})
-        totals = self.store.bayes_totals(owners)
+        totals = self.store.bayes_lookup(owners, [])[0]    # the driver's fast path
         out = {u: self._judge({}, totals, {}, u) for u in user_ids}
         return out if all(j.prob is None and j.reason for j in out.values()) else None
 

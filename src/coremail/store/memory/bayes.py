@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from ..interfaces import BayesItem, BayesOutcome
+from ..interfaces import BayesItem, BayesOutcome, bayes_day
 
 
 class MemoryBayes:
@@ -13,6 +13,7 @@ class MemoryBayes:
     _bayes_tokens: dict[int, dict[int, list[int]]]     # owner -> token -> [spam, ham]
     _bayes_totals: dict[int, list[int]]
     _bayes_learnt: dict[int, dict[str, tuple[bool, float]]]
+    _bayes_seen: dict[int, dict[int, int]]              # owner -> token -> day last seen
 
     def bayes_totals(self, owners: Sequence[int]) -> dict[int, tuple[int, int]]:
         with self._lock:
@@ -39,9 +40,38 @@ class MemoryBayes:
         with self._lock:
             return len(self._bayes_tokens.get(owner, {}))
 
-    def bayes_train(self, owner: int, items: Sequence[BayesItem]) -> list[BayesOutcome]:
+    def bayes_touch(self, seen: Sequence[tuple[int, int]], now: float | None = None) -> None:
+        day = bayes_day(time.time() if now is None else now)
+        with self._lock:
+            for owner, tok in seen:
+                days = self._bayes_seen.get(owner)
+                if days is not None and tok in days:
+                    days[tok] = max(days[tok], day)
+
+    def bayes_expire(self, before: float, rare: int, largest: int) -> int:
+        old = bayes_day(before)
+        gone = 0
+        with self._lock:
+            for owner, model in self._bayes_tokens.items():
+                days = self._bayes_seen.setdefault(owner, {})
+                drop = [tok for tok, (s, h) in model.items() if days.get(tok, 0) < old and s + h <= rare]
+                if largest > 0 and len(model) - len(drop) > largest:
+                    going = set(drop)
+                    rest = sorted((days.get(tok, 0), s + h, tok) for tok, (s, h) in model.items()
+                                  if tok not in going)
+                    drop += [tok for _, _, tok in rest[:len(rest) - largest]]
+                for tok in drop:
+                    del model[tok]
+                    days.pop(tok, None)
+                gone += len(drop)
+        return gone
+
+    def bayes_train(self, owner: int, items: Sequence[BayesItem], now: float | None = None
+                    ) -> list[BayesOutcome]:
+        now = time.time() if now is None else now
         with self._lock:
             model = self._bayes_tokens.setdefault(owner, {})
+            days = self._bayes_seen.setdefault(owner, {})
             totals = self._bayes_totals.setdefault(owner, [0, 0])
             learnt = self._bayes_learnt.setdefault(owner, {})
             out: list[BayesOutcome] = []
@@ -57,12 +87,14 @@ class MemoryBayes:
                     for tok in item.tokens:
                         row = model.setdefault(tok, [0, 0])
                         row[col] = max(0, row[col] + sign)
+                        days[tok] = bayes_day(now)
                         if row == [0, 0]:
                             del model[tok]
-                learnt[item.digest] = (item.spam, time.time())
+                            del days[tok]
+                learnt[item.digest] = (item.spam, now)
                 out.append("relearnt" if prev is not None else "learnt")
             return out
 
     def _bayes_drop(self, owner: int) -> None:
-        for d in (self._bayes_tokens, self._bayes_totals, self._bayes_learnt):
+        for d in (self._bayes_tokens, self._bayes_totals, self._bayes_learnt, self._bayes_seen):
             d.pop(owner, None)

@@ -70,6 +70,7 @@ class MemoryStore(MemoryMessages, MemoryQueue, MemoryViews, MemoryFilters, Memor
         self._bayes_tokens: dict[int, dict[int, list[int]]] = {}
         self._bayes_totals: dict[int, list[int]] = {}
         self._bayes_learnt: dict[int, dict[str, tuple[bool, float]]] = {}
+        self._bayes_seen: dict[int, dict[int, int]] = {}
         self._trace_events: list = []     # the message trace (memory/trace.py)
         self._trace_index: dict[str, list[tuple[float, str]]] = {}
         self._audit: list = []

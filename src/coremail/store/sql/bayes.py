@@ -5,7 +5,8 @@ the digests of what was learnt.
 A training batch is one transaction of increments: an upsert (SQLite and
 PostgreSQL both have INSERT .. ON CONFLICT DO UPDATE) adds the batch's
 summed deltas, so two nodes training at once never lose a count, and rows
-that an undo brought to zero are deleted."""
+that an undo brought to zero are deleted. Each token row also keeps the day
+it was last trained or scored, for expiry."""
 from __future__ import annotations
 
 import time
@@ -13,7 +14,7 @@ from typing import Sequence
 
 from sqlalchemy import Connection, Table, and_, bindparam, case, delete, func, select, update
 
-from ..interfaces import BayesItem, BayesOutcome
+from ..interfaces import BayesItem, BayesOutcome, bayes_day
 from . import schema as t
 
 _CHUNK = 500     # bound parameters per IN list
@@ -30,12 +31,15 @@ def _insert(c: Connection, table: Table):
 
 
 def _add(c: Connection, table: Table, keys: list[str], rows: list[dict]) -> None:
-    """Add the rows' counts to those stored (or store them)."""
+    """Add the rows' counts to those stored (or store them); a `seen` day
+    in the rows replaces the stored one."""
     if not rows:
         return
     stmt = _insert(c, table)
-    stmt = stmt.on_conflict_do_update(index_elements=keys, set_={
-        "spam": table.c.spam + stmt.excluded.spam, "ham": table.c.ham + stmt.excluded.ham})
+    set_ = {"spam": table.c.spam + stmt.excluded.spam, "ham": table.c.ham + stmt.excluded.ham}
+    if "seen" in rows[0]:
+        set_["seen"] = stmt.excluded.seen
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_=set_)
     for i in range(0, len(rows), 5000):
         c.execute(stmt, rows[i:i + 5000])
 
@@ -66,7 +70,9 @@ class BayesStore:
             cur.execute(f"SELECT owner, spam, ham FROM bayes_totals WHERE owner IN ({own})",
                         tuple(owners))
             totals = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
-            if any(sum(v) for v in totals.values()):
+            owners = [o for o in owners if sum(totals.get(o, (0, 0)))]   # untrained: none
+            own = ",".join([mark] * len(owners))
+            if owners:
                 for i in range(0, len(toks), _CHUNK):
                     part = toks[i:i + _CHUNK]
                     cur.execute(f"SELECT owner, token, spam, ham FROM bayes_tokens WHERE owner "
@@ -85,9 +91,39 @@ class BayesStore:
             return int(c.execute(select(func.count()).select_from(tk)
                                  .where(tk.c.owner == owner)).scalar() or 0)
 
-    def bayes_train(self, owner: int, items: Sequence[BayesItem]) -> list[BayesOutcome]:
+    def bayes_touch(self, seen: Sequence[tuple[int, int]], now: float | None = None) -> None:
+        tk = t.bayes_tokens
+        day = bayes_day(time.time() if now is None else now)
+        by_owner: dict[int, list[int]] = {}
+        for owner, tok in seen:
+            by_owner.setdefault(owner, []).append(tok)
+        with self._write() as c:
+            for owner, toks in by_owner.items():
+                for i in range(0, len(toks), _CHUNK):
+                    c.execute(update(tk).where(tk.c.owner == owner, tk.c.token.in_(
+                        toks[i:i + _CHUNK]), tk.c.seen < day).values(seen=day))
+
+    def bayes_expire(self, before: float, rare: int, largest: int) -> int:
+        tk = t.bayes_tokens
+        gone = 0
+        with self._write() as c:
+            gone += c.execute(delete(tk).where(tk.c.seen < bayes_day(before),
+                                               tk.c.spam + tk.c.ham <= rare)).rowcount or 0
+            if largest > 0:
+                over = c.execute(select(tk.c.owner, func.count()).group_by(tk.c.owner)
+                                 .having(func.count() > largest)).all()
+                for owner, n in over:
+                    oldest = (select(tk.c.token).where(tk.c.owner == owner)
+                              .order_by(tk.c.seen, tk.c.spam + tk.c.ham).limit(n - largest))
+                    gone += c.execute(delete(tk).where(
+                        tk.c.owner == owner, tk.c.token.in_(oldest.scalar_subquery()))).rowcount or 0
+        return gone
+
+    def bayes_train(self, owner: int, items: Sequence[BayesItem], now: float | None = None
+                    ) -> list[BayesOutcome]:
         tk, bl = t.bayes_tokens, t.bayes_learnt
-        now = time.time()
+        now = time.time() if now is None else now
+        day = bayes_day(now)
         with self._write() as c:
             digests = list({i.digest for i in items})
             known: dict[str, bool] = {}
@@ -116,7 +152,7 @@ class BayesStore:
                 out.append("relearnt" if prev is not None else "learnt")
             if not any(o != "known" for o in out):
                 return out
-            _add(c, tk, ["owner", "token"], [dict(owner=owner, token=k, spam=s, ham=h)
+            _add(c, tk, ["owner", "token"], [dict(owner=owner, token=k, spam=s, ham=h, seen=day)
                                              for k, (s, h) in deltas.items() if s or h])
             _add(c, t.bayes_totals, ["owner"], [dict(owner=owner, spam=total[0], ham=total[1])])
             if undone:

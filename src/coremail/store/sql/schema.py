@@ -218,6 +218,7 @@ bayes_tokens = Table(
     Column("token", BigInteger, primary_key=True),
     Column("spam", Integer, nullable=False),
     Column("ham", Integer, nullable=False),
+    Column("seen", Integer, nullable=False, server_default="0"),   # day last trained or scored
     sqlite_with_rowid=False,
 )
 
