@@ -12,7 +12,7 @@ TEST_DEBS := swaks postfix fetchmail isync curl postgresql chromium fonts-noto-c
 IMAPTEST_SRC ?= ../shared/imaptest
 IMAPTEST_BUILD ?= $(VENV)/imaptest
 
-.PHONY: install start stop test test-deps lint clean imaptest messages
+.PHONY: install start stop test test-postgresql test-deps lint clean imaptest messages
 
 $(BIN)/coremail: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ lint: test-deps
 
 test: test-deps lint imaptest
 	COREMAIL_REQUIRE_PEERS=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The services' functional suites with every test home on PostgreSQL (one throw-away
+# cluster, a database per home: tests/support/testdb.py). Not part of `make test`.
+PG_SUITES ?= tests/smtpd tests/pop3d tests/imapd tests/e2e tests/services tests/queue
+test-postgresql: test-deps
+	COREMAIL_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q -p no:cacheprovider $(PG_SUITES)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

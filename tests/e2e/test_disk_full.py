@@ -26,6 +26,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.home import Home, make_home
+from tests.support.testdb import sqlite_only
+
+pytestmark = sqlite_only("the SQLite database and its WAL on a full tmpfs, read with sqlite3")
 
 DOMAIN = "example.test"
 USER = f"ann@{DOMAIN}"

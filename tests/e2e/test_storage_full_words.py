@@ -21,6 +21,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.home import make_home
+from tests.support.testdb import sqlite_only
+
+pytestmark = sqlite_only("fills the tmpfs that holds the SQLite database, read with sqlite3")
 
 USER, PASSWORD = "ann@example.test", "full-pass-12345"
 SPARE_INODES = 80

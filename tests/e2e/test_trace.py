@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from coremail.config import load_settings
 from coremail.proto.tls import make_self_signed
 from coremail.services.settings import set_value
 from coremail.services.trace import MessageTrace, render_all
-from coremail.store.sql.store import SqlStore
+from coremail.store import open_store
 from tests.support.dnsserver import ZoneServer
 from tests.support.home import make_home
 from tests.support.peers import HAVE_POSTFIX, HAVE_SINK, PostfixMX, Sink, free_port
@@ -83,7 +84,7 @@ class System:
 
     def story(self, query: str) -> str:
         """The same words without a process per call (services.trace over the home's store)."""
-        store = SqlStore.open_home(self.home.path / "data")
+        store = open_store(self.home.path, load_settings(self.home.path))
         try:
             return render_all(MessageTrace(store).find(query), query) + "\n"
         finally:

@@ -165,8 +165,7 @@ def test_failed_logins_are_throttled_per_ip(pop3):
             client(pop3, password="nope")
     with pytest.raises(poplib.error_proto, match=r"\[LOGIN-DELAY\]"):
         client(pop3)  # even the right password waits now
-    for f in (pop3.home / "run" / "authfail").glob("*"):
-        f.unlink()
+    pop3.forget_failed_logins()
     client(pop3).quit()
 
 

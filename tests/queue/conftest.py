@@ -17,6 +17,7 @@ from coremail.services.home import init_home
 from coremail.services.settings import set_value
 from coremail.store.blobs import new_id
 from tests.support.peers import HAVE_POSTFIX, HAVE_SINK
+from tests.support.testdb import home_database
 
 needs_postfix = pytest.mark.skipif(not HAVE_POSTFIX, reason="needs root and Postfix")
 needs_sink = pytest.mark.skipif(not HAVE_SINK, reason="needs smtp-sink (postfix package)")
@@ -89,7 +90,8 @@ class Harness:
 @pytest.fixture
 async def harness(tmp_path):
     home = tmp_path / "home"
-    init_home(home, "example.test", admin_password="admin-pass-1", privileged=False)
+    init_home(home, "example.test", admin_password="admin-pass-1", privileged=False,
+              database=home_database())
     for key, value in (("delivery.retry_intervals", '["1s"]'),
                        ("delivery.connect_timeout", '"3s"'),
                        ("server.hostname", '"mail.example.test"')):

@@ -26,6 +26,7 @@ from coremail.services.settings import set_value
 from coremail.store import open_store
 from tests.queue.conftest import message, needs_sink
 from tests.support.peers import Sink
+from tests.support.testdb import home_database
 
 N = 1000
 
@@ -69,7 +70,8 @@ QIDS: dict[str, str] = {}
 def test_kill_9_mid_run_delivers_each_message_exactly_once(tmp_path):
     sink = Sink().start()
     home = tmp_path / "home"
-    init_home(home, "example.test", admin_password="admin-pass-1", privileged=False)
+    init_home(home, "example.test", admin_password="admin-pass-1", privileged=False,
+              database=home_database())
     set_value(home, "delivery.relayhost", f'"127.0.0.1:{sink.port}"')
     set_value(home, "delivery.retry_intervals", '["1s"]')
     store = open_store(home, load_settings(home))

@@ -6,10 +6,11 @@ import time
 
 from coremail.store.interfaces import QueueRecipient
 from coremail.store.sql.store import SqlStore
+from tests.support.testdb import home_database
 
 
 def test_claims_are_exclusive_until_released_or_expired(tmp_path):
-    st = SqlStore.open_home(tmp_path)
+    st = SqlStore.open_home(tmp_path, home_database())
     st.migrate()
     blob = st.blobs.write(b"Subject: x\r\n\r\nhi\r\n")
     st.enqueue(queue_id="Q1", blob=blob, sender="a@x.test", recipients=["b@y.test"])
@@ -27,7 +28,7 @@ def test_claims_are_exclusive_until_released_or_expired(tmp_path):
 
 
 def test_group_delete_keeps_a_blob_still_referred_to(tmp_path):
-    st = SqlStore.open_home(tmp_path)
+    st = SqlStore.open_home(tmp_path, home_database())
     st.migrate()
     shared = st.blobs.write(b"Subject: shared\r\n\r\nhi\r\n")
     own = st.blobs.write(b"Subject: own\r\n\r\nhi\r\n")

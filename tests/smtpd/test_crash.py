@@ -16,6 +16,7 @@ from coremail.config import load_settings
 from coremail.services.accounts import Accounts
 from coremail.services.home import init_home
 from coremail.store import open_store
+from tests.support.testdb import home_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +49,8 @@ def talk(port: int, lines: list[bytes]):
 
 @pytest.fixture
 def home(tmp_path):
-    init_home(tmp_path, "example.test", privileged=False, admin_password="admin-pw-1")
+    init_home(tmp_path, "example.test", privileged=False, admin_password="admin-pw-1",
+              database=home_database())
     store = open_store(tmp_path, load_settings(tmp_path))
     Accounts(store, "example.test", 0).add_user("kim@example.test", "pw-kim-1", quota=0)
     store.close()

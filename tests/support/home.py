@@ -12,6 +12,7 @@ from pathlib import Path
 
 from coremail.services.home import init_home
 from coremail.services.settings import set_value
+from tests.support.testdb import home_database
 
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD = "admin-pass-1"
@@ -57,8 +58,10 @@ class Home:
 
 def init_test_home(path: Path, domain: str = "example.test",
                    admin_password: str = ADMIN_PASSWORD) -> Path:
-    """`coremail init` without root: config, TLS files, migrated store, admin."""
-    init_home(path, domain, admin_password=admin_password, privileged=False)
+    """`coremail init` without root: config, TLS files, migrated store, admin;
+    on PostgreSQL under COREMAIL_TEST_DATABASE (tests/support/testdb.py)."""
+    init_home(path, domain, admin_password=admin_password, privileged=False,
+              database=home_database())
     return path
 
 

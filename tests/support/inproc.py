@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from coremail.app import SERVICES, ServiceContext
-from coremail.config import ConfigWatcher, build_settings
+from coremail.config import CONFIG_RELATIVE, ConfigWatcher, build_settings, read_toml
 from coremail.obs.log import Log, parse_line
 from coremail.proto.listen import bind_socket
 from coremail.services.accounts import Accounts
@@ -78,6 +78,9 @@ class InProcService:
         self.listener_names = tuple(listeners if listeners is not None else self.listener_names)
         settings = settings if settings is not None else self.base_settings
         self.home = Path(home)
+        if settings is not None and "storage" not in settings:
+            # fixed settings still use the home's own store (PostgreSQL: tests/support/testdb.py)
+            settings = {**settings, "storage": read_toml(self.home / CONFIG_RELATIVE)["storage"]}
         self.domain = domain
         self.logbuf = LockedStream()
         config = (ConfigWatcher(self.home) if settings is None
@@ -134,9 +137,15 @@ class InProcService:
         if not self.thread.is_alive():
             self.loop.close()
 
-    def forget_users(self) -> None:
+    def forget_failed_logins(self) -> None:
+        """The throttle's records: DIR/run/authfail, or the shared store's rows."""
         for p in (self.home / "run" / "authfail").glob("*"):
             p.unlink()
+        if self.store.shared:
+            self.store.auth_failures_clear()
+
+    def forget_users(self) -> None:
+        self.forget_failed_logins()
         for address in self.users:
             try:
                 self.accounts.delete_user(address)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from coremail.supervisor.homelock import alive
 from tests.support.home import LISTENERS, free_port
+from tests.support.testdb import home_database
 
 BIN = Path(sys.executable).parent
 
@@ -48,6 +49,7 @@ class ServedHome:
 
     def prepare(self) -> "ServedHome":
         """Everything but `coremail start`: init, settings, users."""
+        self.database = self.database or home_database()  # COREMAIL_TEST_DATABASE
         extra = ("--database", self.database) if self.database else ()
         self.run("coremail", "init", "--domain", self.domain, "--admin-password", "served-admin-1",
                  *extra)
